@@ -1,0 +1,433 @@
+"""The one model of what gets generated: files, services, methods.
+
+Everything a template prints is decided here; templates only render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
+from google.protobuf.descriptor_pb2 import (
+    FileDescriptorProto,
+    MethodDescriptorProto,
+    ServiceDescriptorProto,
+)
+
+from . import runtime_names as rt
+from .comments import CommentIndex
+from .http import HttpRuleModel, http_rules
+from .naming import (
+    Betterproto2Naming,
+    MessageNaming,
+    Names,
+    TypeRef,
+    UnknownType,
+    constant_name,
+    function_name,
+    is_package_name,
+    method_name,
+    module_name,
+    service_base_name,
+)
+from .options import Options
+
+# Field numbers in descriptor.proto, for SourceCodeInfo paths.
+_FILE_SERVICE = 6
+_SERVICE_METHOD = 2
+
+_TIMEOUT = "timeout: float | None = None"
+_METADATA = f"metadata: {rt.METADATA} | None = None"
+_CALL_OPTIONS = "timeout=timeout, metadata=metadata"
+
+
+class ModelError(Exception):
+    """Something in the input that cannot be generated; the message names file and element."""
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # relative module: ".", "..common", "...google.protobuf"
+    name: str
+    alias: str
+
+    @property
+    def line(self) -> str:
+        if self.alias == self.name:
+            return f"from {self.source} import {self.name}"
+        return f"from {self.source} import {self.name} as {self.alias}"
+
+
+@dataclass(frozen=True)
+class KindShape:
+    """How one RPC kind looks in a client and a handler. The four kinds live here only."""
+
+    member: str  # the runtime Kind member
+    client_async: bool
+    client_input: str  # positional input parameter, "" for none
+    client_returns: str
+    stub_call: str  # Stub method, called with (method, [input,] timeout=, metadata=)
+    handler_async: bool
+    handler_input: str
+    handler_returns: str
+
+
+_SHAPES = {
+    (False, False): KindShape(
+        "UNARY", True, "request: {req}", "{resp}", "_unary", True, "request: {req}", "{resp}"
+    ),
+    (False, True): KindShape(
+        "SERVER_STREAM",
+        False,
+        "request: {req}",
+        f"{rt.SERVER_STREAM}[{{resp}}]",
+        "_server_stream",
+        False,
+        "request: {req}",
+        "_t.AsyncIterator[{resp}]",
+    ),
+    (True, False): KindShape(
+        "CLIENT_STREAM",
+        True,
+        "requests: _t.Iterable[{req}] | _t.AsyncIterable[{req}]",
+        "{resp}",
+        "_client_stream",
+        True,
+        "requests: _t.AsyncIterator[{req}]",
+        "{resp}",
+    ),
+    (True, True): KindShape(
+        "BIDI_STREAM",
+        False,
+        "",
+        f"{rt.BIDI_STREAM}[{{req}}, {{resp}}]",
+        "_bidi_stream",
+        False,
+        "requests: _t.AsyncIterator[{req}]",
+        "_t.AsyncIterator[{resp}]",
+    ),
+}
+for _shape in _SHAPES.values():
+    if _shape.member not in rt.KIND_MEMBERS:
+        raise RuntimeError(f"runtime Kind has no member {_shape.member}")
+
+
+@dataclass(frozen=True)
+class MethodModel:
+    index: int
+    proto_name: str
+    py_name: str
+    endpoint: str  # "Greeter.SayHello"
+    path: str  # "/helloworld.v1.Greeter/SayHello"
+    kind: str  # "_micro.Kind.UNARY"
+    request: str  # Python expression naming the request class
+    response: str
+    request_proto: str
+    response_proto: str
+    doc: str
+    deprecated: bool
+    http_rules: tuple[HttpRuleModel, ...]
+    client_def: str
+    client_params: str
+    client_returns: str
+    client_body: str
+    handler_def: str
+    handler_params: str
+    handler_returns: str
+    handler_body: str
+    client_decorators: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServiceModel:
+    proto_name: str
+    full_name: str
+    spec: str
+    client: str
+    handler: str
+    register: str
+    doc: str
+    client_doc: str
+    handler_doc: str
+    deprecated: bool
+    client_decorators: tuple[str, ...]
+    methods: tuple[MethodModel, ...]
+
+
+@dataclass(frozen=True)
+class FileModel:
+    source: str  # the .proto, as protoc names it
+    output: str  # path of the generated module, relative to the output root
+    std_imports: tuple[str, ...]
+    imports: tuple[Import, ...]
+    exports: tuple[str, ...]
+    services: tuple[ServiceModel, ...]
+
+
+@dataclass(frozen=True)
+class Model:
+    files: tuple[FileModel, ...]
+    package_inits: tuple[str, ...]  # __init__.py files this plugin must add (source_relative)
+
+
+def build_model(request: CodeGeneratorRequest, options: Options) -> Model:
+    naming: MessageNaming = Betterproto2Naming(request.proto_file)
+    by_name = {f.name: f for f in request.proto_file}
+    files = []
+    for name in request.file_to_generate:
+        proto = by_name[name]
+        if proto.service:
+            files.append(_build_file(proto, naming, options))
+    _check_distinct_outputs(files)
+    inits = _package_inits(request, files) if options.paths == "source_relative" else ()
+    return Model(files=tuple(files), package_inits=inits)
+
+
+def _module_dir(proto: FileDescriptorProto, options: Options) -> tuple[str, ...]:
+    if options.paths == "source_relative":
+        parts = PurePosixPath(proto.name).parent.parts
+        for part in parts:
+            if not is_package_name(part):
+                raise ModelError(
+                    f"{proto.name}: paths=source_relative would put the module in directory "
+                    f"{part!r}, which is not a valid Python package name"
+                )
+        return tuple(parts)
+    return tuple(proto.package.split(".")) if proto.package else ()
+
+
+def _relative(from_dir: tuple[str, ...], module: tuple[str, ...]) -> str:
+    common = 0
+    while common < min(len(from_dir), len(module)) and from_dir[common] == module[common]:
+        common += 1
+    return "." * (len(from_dir) - common + 1) + ".".join(module[common:])
+
+
+def _build_file(proto: FileDescriptorProto, naming: MessageNaming, options: Options) -> FileModel:
+    directory = _module_dir(proto, options)
+    stem = module_name(PurePosixPath(proto.name).stem) + "_micro"
+    output = "/".join((*directory, f"{stem}.py"))
+    comments = CommentIndex(proto)
+
+    # Generated names first: they never yield to a message class.
+    names = Names(reserved=("_t", "_te", rt.ALIAS, "annotations"))
+    service_names = _service_names(proto, names)
+
+    # Message classes next, in a stable order; a clash gets a trailing underscore.
+    refs: dict[str, TypeRef] = {}
+    for service in proto.service:
+        for method in service.method:
+            for type_name in (method.input_type, method.output_type):
+                try:
+                    ref = naming.resolve(type_name)
+                except UnknownType:
+                    raise ModelError(
+                        f"{proto.name}: rpc {service.name}.{method.name}: "
+                        f"unknown message type {type_name}"
+                    ) from None
+                refs[ref.proto_name] = ref
+    imports: list[Import] = []
+    expr: dict[str, str] = {}
+    for ref in sorted(refs.values(), key=lambda r: (r.module, r.attr)):
+        head, _, rest = ref.attr.partition(".")
+        alias = names.claim(head)
+        imports.append(Import(_relative(directory, ref.module), head, alias))
+        expr[ref.proto_name] = f"{alias}.{rest}" if rest else alias
+
+    # A method defined in a class body shadows, for the annotations after it, any
+    # module name it equals; keep such methods clear of the names annotations use.
+    annotation_names = {e.split(".")[0] for e in expr.values()} | {"float"}
+    services = tuple(
+        _build_service(
+            proto, index, service, service_names[index], expr, comments, annotation_names
+        )
+        for index, service in enumerate(proto.service)
+    )
+    exports = tuple(
+        sorted(name for s in services for name in (s.spec, s.client, s.handler, s.register))
+    )
+    deprecated = any(s.deprecated or any(m.deprecated for m in s.methods) for s in services)
+    streaming = any(m.kind != f"{rt.KIND}.UNARY" for s in services for m in s.methods)
+    return FileModel(
+        source=proto.name,
+        output=output,
+        std_imports=tuple(
+            line
+            for line, needed in (
+                ("import typing as _t", streaming),
+                ("import typing_extensions as _te", deprecated),
+            )
+            if needed
+        ),
+        imports=tuple(sorted(imports, key=lambda i: (i.source, i.name))),
+        exports=exports,
+        services=services,
+    )
+
+
+@dataclass(frozen=True)
+class _ServiceNames:
+    spec: str
+    client: str
+    handler: str
+    register: str
+
+
+def _service_names(proto: FileDescriptorProto, names: Names) -> list[_ServiceNames]:
+    result = []
+    for service in proto.service:
+        base = service_base_name(service.name)
+        wanted = (f"{constant_name(base)}_SPEC", f"{base}Client", f"{base}Handler")
+        if any(w in names for w in wanted):
+            # `Greeter` and `GreeterService` in one file: the second keeps its suffix.
+            base = service_base_name(service.name + "Service")
+        result.append(
+            _ServiceNames(
+                spec=names.claim(f"{constant_name(base)}_SPEC"),
+                client=names.claim(f"{base}Client"),
+                handler=names.claim(f"{base}Handler"),
+                register=names.claim(f"register_{function_name(base)}_handler"),
+            )
+        )
+    return result
+
+
+def _build_service(
+    proto: FileDescriptorProto,
+    index: int,
+    service: ServiceDescriptorProto,
+    names: _ServiceNames,
+    expr: dict[str, str],
+    comments: CommentIndex,
+    annotation_names: set[str],
+) -> ServiceModel:
+    full_name = f"{proto.package}.{service.name}" if proto.package else service.name
+    deprecated = service.options.deprecated
+    doc = comments.get(_FILE_SERVICE, index)
+    seen: dict[str, str] = {}
+    methods = []
+    for m_index, method in enumerate(service.method):
+        method_doc = comments.get(_FILE_SERVICE, index, _SERVICE_METHOD, m_index)
+        model = _build_method(
+            proto, service, full_name, m_index, method, names, expr, method_doc, annotation_names
+        )
+        if model.py_name in seen:
+            raise ModelError(
+                f"{proto.name}: service {service.name}: rpcs {seen[model.py_name]} and "
+                f"{method.name} both become the Python method {model.py_name!r}"
+            )
+        seen[model.py_name] = method.name
+        methods.append(model)
+    return ServiceModel(
+        proto_name=service.name,
+        full_name=full_name,
+        spec=names.spec,
+        client=names.client,
+        handler=names.handler,
+        register=names.register,
+        doc=doc,
+        client_doc=doc or f"Calls {full_name}.",
+        handler_doc=(f"{doc}\n\n" if doc else "")
+        + f"Serves {full_name}: override its methods; those left out answer UNIMPLEMENTED.",
+        deprecated=deprecated,
+        client_decorators=(_deprecated(f"service {full_name} is deprecated"),)
+        if deprecated
+        else (),
+        methods=tuple(methods),
+    )
+
+
+def _deprecated(message: str) -> str:
+    return f"_te.deprecated({message!r})"
+
+
+def _build_method(
+    proto: FileDescriptorProto,
+    service: ServiceDescriptorProto,
+    full_name: str,
+    index: int,
+    method: MethodDescriptorProto,
+    names: _ServiceNames,
+    expr: dict[str, str],
+    doc: str,
+    annotation_names: set[str],
+) -> MethodModel:
+    shape = _SHAPES[(method.client_streaming, method.server_streaming)]
+    req = expr[method.input_type.lstrip(".")]
+    resp = expr[method.output_type.lstrip(".")]
+    spec_ref = f"{names.spec}.methods[{index}]"
+
+    client_params = ["self"]
+    if shape.client_input:
+        client_params += [shape.client_input.format(req=req), "/"]
+    client_params += ["*", _TIMEOUT, _METADATA]
+    call_args = ", ".join(
+        [
+            spec_ref,
+            *([shape.client_input.split(":")[0]] if shape.client_input else []),
+            _CALL_OPTIONS,
+        ]
+    )
+    call = f"self.{shape.stub_call}({call_args})"
+    endpoint = f"{service.name}.{method.name}"
+    deprecated = method.options.deprecated
+    py_name = method_name(method.name)
+    while py_name in annotation_names:
+        py_name += "_"
+    try:
+        rules = http_rules(method.options)
+    except ValueError as exc:  # pragma: no cover - protoc validates options first
+        raise ModelError(f"{proto.name}: rpc {endpoint}: bad google.api.http: {exc}") from exc
+    return MethodModel(
+        index=index,
+        proto_name=method.name,
+        py_name=py_name,
+        endpoint=endpoint,
+        path=f"/{full_name}/{method.name}",
+        kind=f"{rt.KIND}.{shape.member}",
+        request=req,
+        response=resp,
+        request_proto=method.input_type.lstrip("."),
+        response_proto=method.output_type.lstrip("."),
+        doc=doc,
+        deprecated=deprecated,
+        http_rules=rules,
+        client_def="async def" if shape.client_async else "def",
+        client_params=", ".join(client_params),
+        client_returns=shape.client_returns.format(req=req, resp=resp),
+        client_body=f"return await {call}" if shape.client_async else f"return {call}",
+        handler_def="async def" if shape.handler_async else "def",
+        handler_params=f"self, {shape.handler_input.format(req=req)}, context: {rt.CONTEXT}",
+        handler_returns=shape.handler_returns.format(req=req, resp=resp),
+        handler_body=f"raise {rt.UNIMPLEMENTED}({spec_ref})",
+        client_decorators=(_deprecated(f"rpc {full_name}.{method.name} is deprecated"),)
+        if deprecated
+        else (),
+    )
+
+
+def _check_distinct_outputs(files: list[FileModel]) -> None:
+    seen: dict[str, str] = {}
+    for file in files:
+        if file.output in seen:
+            raise ModelError(
+                f"{file.source}: its micro module {file.output} would overwrite the one "
+                f"generated for {seen[file.output]}"
+            )
+        seen[file.output] = file.source
+
+
+def _package_inits(request: CodeGeneratorRequest, files: list[FileModel]) -> tuple[str, ...]:
+    """`__init__.py` files needed for source_relative modules, minus those betterproto2 writes."""
+    written: set[tuple[str, ...]] = set()
+    for proto in request.proto_file:
+        parts = tuple(proto.package.split(".")) if proto.package else ()
+        for i in range(len(parts) + 1):
+            written.add(parts[:i])
+    needed: set[tuple[str, ...]] = set()
+    for file in files:
+        parts = PurePosixPath(file.output).parent.parts
+        for i in range(len(parts) + 1):
+            needed.add(tuple(parts[:i]))
+    return tuple(sorted("/".join((*d, "__init__.py")) for d in needed - written))

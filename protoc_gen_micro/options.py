@@ -1,0 +1,48 @@
+"""Plugin parameters (`--micro_opt=...`), parsed strictly: an unknown one is an error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PathsMode = Literal["import", "source_relative"]
+
+KNOWN = {
+    "paths": ("import", "source_relative"),
+    "messages": ("betterproto2",),
+}
+
+
+class OptionError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Options:
+    paths: PathsMode = "import"
+    messages: str = "betterproto2"
+
+
+def parse_options(parameter: str) -> Options:
+    values: dict[str, str] = {}
+    for raw in parameter.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if key not in KNOWN:
+            known = ", ".join(sorted(KNOWN))
+            raise OptionError(f"unknown option {key!r} (known options: {known})")
+        if not sep:
+            raise OptionError(f"option {key!r} needs a value: {key}=VALUE")
+        value = value.strip()
+        if value not in KNOWN[key]:
+            allowed = ", ".join(KNOWN[key])
+            raise OptionError(f"option {key}={value!r} is not one of: {allowed}")
+        if key in values and values[key] != value:
+            raise OptionError(f"option {key!r} given twice with different values")
+        values[key] = value
+    paths = values.get("paths", "import")
+    assert paths in ("import", "source_relative")
+    return Options(paths=paths, messages=values.get("messages", "betterproto2"))

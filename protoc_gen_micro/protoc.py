@@ -1,0 +1,68 @@
+"""Running real protoc (grpcio-tools) with the betterproto2 and micro plugins."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class ProtocError(Exception):
+    pass
+
+
+def plugin_path(name: str) -> str:
+    """A protoc plugin's executable: next to this Python first (a venv that is not activated),
+    then on PATH."""
+    exe = f"protoc-gen-{name}"
+    beside = Path(sys.executable).parent / exe
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(exe)
+    if found is None:
+        raise ProtocError(f"{exe} is not installed (pip install protoc-gen-micro)")
+    return found
+
+
+def include_dirs() -> list[str]:
+    """Include paths for the well-known types and google/api annotations."""
+    import google.api
+    import grpc_tools
+
+    dirs = [str(Path(grpc_tools.__file__).parent / "_proto")]
+    api_root = Path(next(iter(google.api.__path__))).parent.parent
+    dirs.append(str(api_root))
+    return dirs
+
+
+def protoc(
+    protos: Sequence[str],
+    *,
+    proto_path: Sequence[str],
+    out: str | os.PathLike[str],
+    betterproto2: bool = True,
+    micro: bool = True,
+    micro_opt: str = "",
+) -> None:
+    """Generate messages (betterproto2) and micro modules for `protos` into `out`."""
+    args = [sys.executable, "-m", "grpc_tools.protoc"]
+    args += [f"-I{p}" for p in proto_path]
+    args += [f"-I{p}" for p in include_dirs()]
+    if betterproto2:
+        args += [
+            f"--plugin=protoc-gen-python_betterproto2={plugin_path('python_betterproto2')}",
+            f"--python_betterproto2_out={out}",
+            "--python_betterproto2_opt=client_generation=none",
+        ]
+    if micro:
+        args += [f"--plugin=protoc-gen-micro={plugin_path('micro')}", f"--micro_out={out}"]
+        if micro_opt:
+            args.append(f"--micro_opt={micro_opt}")
+    args += list(protos)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ProtocError(result.stderr.strip() or f"protoc exited with {result.returncode}")

@@ -1,0 +1,79 @@
+"""Render the model with Jinja2 (StrictUndefined), then format with black in-process."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import black
+import jinja2
+
+from . import runtime_names
+from .model import FileModel
+
+BLACK_MODE = black.Mode(
+    target_versions={black.TargetVersion.PY311},
+    line_length=88,
+)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        # templates/ ships as the package protoc_gen_micro.templates (see pyproject.toml).
+        loader=jinja2.FileSystemLoader(str(resources.files("protoc_gen_micro.templates"))),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["py"] = python_literal
+    env.filters["docstring"] = docstring
+    env.globals["rt"] = runtime_names
+    return env
+
+
+def python_literal(value: Any) -> str:
+    if isinstance(value, (str, bool, int)) or value is None:
+        return repr(value)
+    raise TypeError(f"no Python literal for {type(value).__name__}")
+
+
+def _escape_docstring_text(text: str) -> str:
+    out = []
+    for ch in text.replace("\\", "\\\\"):
+        if ch == "\n" or (ch >= " " and ch != "\x7f"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    escaped = "".join(out).replace('"""', '\\"\\"\\"')
+    if escaped.endswith('"'):
+        escaped = escaped[:-1] + '\\"'
+    if escaped.startswith('"'):
+        escaped = "\\" + escaped
+    return escaped
+
+
+def docstring(text: str, indent: int) -> str:
+    """A safe triple-quoted docstring for any comment text."""
+    lines = [line.rstrip() for line in _escape_docstring_text(text).split("\n")]
+    if len(lines) == 1:
+        return f'"""{lines[0]}"""'
+    pad = " " * indent
+    body = "\n".join(f"{pad}{line}" if line else "" for line in lines[1:])
+    return f'"""{lines[0]}\n{body}\n{pad}"""'
+
+
+_ENV = _environment()
+
+
+def render_file(file: FileModel) -> str:
+    source = _ENV.get_template("micro_module.py.j2").render(file=file)
+    return format_python(source, file.output)
+
+
+def format_python(source: str, name: str) -> str:
+    try:
+        return black.format_str(source, mode=BLACK_MODE)
+    except black.InvalidInput as exc:  # a template bug, never user input
+        raise RuntimeError(f"generated {name} is not valid Python: {exc}") from exc

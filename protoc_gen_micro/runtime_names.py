@@ -1,0 +1,45 @@
+"""Runtime names that generated code uses, looked up on the runtime itself.
+
+Renaming one of these in `micro` breaks generation here, loudly, instead of
+producing code that fails at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import micro
+import micro.errors
+
+ALIAS = "_micro"
+ALIAS_MODULE = micro.__name__
+
+
+def _ref(owner: Any, obj: Any, prefix: str) -> str:
+    name: str = obj.__name__
+    if getattr(owner, name, None) is not obj:
+        raise RuntimeError(f"runtime name {prefix}{name} is missing from the micro runtime")
+    return f"{prefix}{name}"
+
+
+KIND = _ref(micro, micro.Kind, f"{ALIAS}.")
+HTTP_RULE = _ref(micro, micro.HttpRule, f"{ALIAS}.")
+METHOD = _ref(micro, micro.Method, f"{ALIAS}.")
+SERVICE_SPEC = _ref(micro, micro.ServiceSpec, f"{ALIAS}.")
+STUB = _ref(micro, micro.Stub, f"{ALIAS}.")
+HANDLER = _ref(micro, micro.Handler, f"{ALIAS}.")
+CONTEXT = _ref(micro, micro.Context, f"{ALIAS}.")
+SERVICE = _ref(micro, micro.Service, f"{ALIAS}.")
+SERVER_STREAM = _ref(micro, micro.ServerStream, f"{ALIAS}.")
+BIDI_STREAM = _ref(micro, micro.BidiStream, f"{ALIAS}.")
+UNIMPLEMENTED = _ref(micro.errors, micro.errors.unimplemented, f"{ALIAS}.errors.")
+METADATA = f"{ALIAS}.Metadata"
+if not hasattr(micro, "Metadata"):
+    raise RuntimeError("runtime name _micro.Metadata is missing from the micro runtime")
+
+# Stub methods the generated client calls, one per RPC kind.
+for _attr in ("_unary", "_server_stream", "_client_stream", "_bidi_stream"):
+    if not callable(getattr(micro.Stub, _attr, None)):
+        raise RuntimeError(f"micro.Stub.{_attr} is missing from the micro runtime")
+
+KIND_MEMBERS = {member.name for member in micro.Kind}
