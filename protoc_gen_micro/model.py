@@ -116,6 +116,7 @@ for _shape in _SHAPES.values():
 @dataclass(frozen=True)
 class MethodModel:
     index: int
+    const: str  # the module constant holding this rpc's runtime Method
     proto_name: str
     py_name: str
     endpoint: str  # "Greeter.SayHello"
@@ -245,7 +246,11 @@ def _build_file(proto: FileDescriptorProto, naming: MessageNaming, options: Opti
         for index, service in enumerate(proto.service)
     )
     exports = tuple(
-        sorted(name for s in services for name in (s.spec, s.client, s.handler, s.register))
+        sorted(
+            name
+            for s in services
+            for name in (s.spec, s.client, s.handler, s.register, *(m.const for m in s.methods))
+        )
     )
     deprecated = any(s.deprecated or any(m.deprecated for m in s.methods) for s in services)
     streaming = any(m.kind != f"{rt.KIND}.UNARY" for s in services for m in s.methods)
@@ -272,6 +277,7 @@ class _ServiceNames:
     client: str
     handler: str
     register: str
+    methods: tuple[str, ...]  # one typed module constant per rpc
 
 
 def _service_names(proto: FileDescriptorProto, names: Names) -> list[_ServiceNames]:
@@ -288,6 +294,10 @@ def _service_names(proto: FileDescriptorProto, names: Names) -> list[_ServiceNam
                 client=names.claim(f"{base}Client"),
                 handler=names.claim(f"{base}Handler"),
                 register=names.claim(f"register_{function_name(base)}_handler"),
+                methods=tuple(
+                    names.claim(f"{constant_name(base)}_{constant_name(m.name)}")
+                    for m in service.method
+                ),
             )
         )
     return result
@@ -356,7 +366,7 @@ def _build_method(
     shape = _SHAPES[(method.client_streaming, method.server_streaming)]
     req = expr[method.input_type.lstrip(".")]
     resp = expr[method.output_type.lstrip(".")]
-    spec_ref = f"{names.spec}.methods[{index}]"
+    spec_ref = names.methods[index]
 
     client_params = ["self"]
     if shape.client_input:
@@ -381,6 +391,7 @@ def _build_method(
         raise ModelError(f"{proto.name}: rpc {endpoint}: bad google.api.http: {exc}") from exc
     return MethodModel(
         index=index,
+        const=names.methods[index],
         proto_name=method.name,
         py_name=py_name,
         endpoint=endpoint,

@@ -43,6 +43,5 @@ def parse_options(parameter: str) -> Options:
         if key in values and values[key] != value:
             raise OptionError(f"option {key!r} given twice with different values")
         values[key] = value
-    paths = values.get("paths", "import")
-    assert paths in ("import", "source_relative")
+    paths: PathsMode = "source_relative" if values.get("paths") == "source_relative" else "import"
     return Options(paths=paths, messages=values.get("messages", "betterproto2"))

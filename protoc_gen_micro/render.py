@@ -7,12 +7,14 @@ from typing import Any
 
 import black
 import jinja2
+from black.mode import TargetVersion
+from black.parsing import InvalidInput
 
 from . import runtime_names
 from .model import FileModel
 
 BLACK_MODE = black.Mode(
-    target_versions={black.TargetVersion.PY311},
+    target_versions={TargetVersion.PY311},
     line_length=88,
 )
 
@@ -75,5 +77,5 @@ def render_file(file: FileModel) -> str:
 def format_python(source: str, name: str) -> str:
     try:
         return black.format_str(source, mode=BLACK_MODE)
-    except black.InvalidInput as exc:  # a template bug, never user input
+    except InvalidInput as exc:  # a template bug, never user input
         raise RuntimeError(f"generated {name} is not valid Python: {exc}") from exc

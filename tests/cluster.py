@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Node:
+    name: str
+    node: str
+    address: str
+    process: subprocess.Popen[str]
+    output: list[str]
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+
+@dataclass
+class Cluster:
+    registry_path: Path
+    events_path: Path
+    start: Callable[[str, str], Node]
+
+    def events(self) -> list[str]:
+        if not self.events_path.exists():
+            return []
+        return self.events_path.read_text().splitlines()
+
+
+def _reader(stream: object, sink: list[str], ready: threading.Event) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        sink.append(line)
+        if line.startswith("READY "):
+            ready.set()
+    ready.set()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    registry_path = tmp_path / "registry.db"
+    events_path = tmp_path / "events.log"
+    nodes: list[Node] = []
+
+    def start(name: str, node: str) -> Node:
+        env = dict(
+            os.environ,
+            MICRO_REGISTRY="local",
+            MICRO_REGISTRY_PATH=str(registry_path),
+            E2E_EVENTS=str(events_path),
+            PYTHONPATH=str(ROOT),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.server", name, node],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output: list[str] = []
+        ready = threading.Event()
+        threading.Thread(target=_reader, args=(process.stdout, output, ready), daemon=True).start()
+        if not ready.wait(timeout=60) or not any(line.startswith("READY ") for line in output):
+            process.kill()
+            raise RuntimeError(f"node {node} did not start:\n{''.join(output)}")
+        address = next(line for line in output if line.startswith("READY ")).split()[1]
+        started = Node(name, node, address, process, output)
+        nodes.append(started)
+        return started
+
+    yield Cluster(registry_path, events_path, start)
+    for node in nodes:
+        if node.process.poll() is None:
+            node.process.kill()
+            node.process.wait(timeout=10)

@@ -1,0 +1,25 @@
+"""One node of the e2e service, in its own process: `python -m tests.e2e.server NAME NODE`.
+
+Prints `READY <address>` once it is registered, then serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from tests.e2e.app import build_service
+
+
+async def main(name: str, node: str) -> None:
+    service = build_service(name, node)
+
+    async def announce(_: object) -> None:
+        print(f"READY {service.address}", flush=True)
+
+    service.on_start(announce)
+    await service.serve()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
