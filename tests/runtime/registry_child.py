@@ -1,10 +1,10 @@
 """Child process for the cross-process LocalRegistry tests (not a test module).
 
-    python registry_child.py heartbeat PATH SERVICE NODE_ID ADDRESS TTL
-        register, print READY, re-register every TTL/3 until killed (or 60 s pass,
-        or the parent goes away)
-    python registry_child.py burst PATH SERVICE PREFIX COUNT
-        register COUNT nodes PREFIX-0..COUNT-1 one by one (ttl 60 s), print DONE
+python registry_child.py heartbeat PATH SERVICE NODE_ID ADDRESS TTL
+    register, print READY, re-register every TTL/3 until killed (or 60 s pass,
+    or the parent goes away)
+python registry_child.py burst PATH SERVICE PREFIX COUNT
+    register COUNT nodes PREFIX-0..COUNT-1 one by one (ttl 60 s), print DONE
 """
 
 from __future__ import annotations

@@ -37,9 +37,7 @@ def record(
     return ServiceRecord(
         name=name,
         version=version,
-        nodes=tuple(
-            Node(i, f"127.0.0.1:{9000 + k}", {"zone": "a"}) for k, i in enumerate(ids)
-        ),
+        nodes=tuple(Node(i, f"127.0.0.1:{9000 + k}", {"zone": "a"}) for k, i in enumerate(ids)),
         endpoints=(
             Endpoint(
                 "Greeter.SayHello",
@@ -125,8 +123,9 @@ def test_from_env_default_is_local(tmp_path: Path) -> None:
     reg = from_env({"MICRO_REGISTRY_PATH": str(tmp_path / "r.db")})
     assert isinstance(reg, LocalRegistry)
     assert reg.path == tmp_path / "r.db"
-    assert isinstance(from_env({"MICRO_REGISTRY": " Local ", "MICRO_REGISTRY_PATH": str(tmp_path)}),
-                      LocalRegistry)
+    assert isinstance(
+        from_env({"MICRO_REGISTRY": " Local ", "MICRO_REGISTRY_PATH": str(tmp_path)}), LocalRegistry
+    )
 
 
 def test_from_env_memory() -> None:
@@ -213,9 +212,7 @@ async def test_register_get_list_deregister(registry: Registry) -> None:
 
 async def test_reregister_updates_address_and_metadata(registry: Registry) -> None:
     await registry.register(record("greeter", "1", "a"))
-    moved = ServiceRecord(
-        "greeter", "1", (Node("a", "10.0.0.1:1"),), (), {"team": "y"}
-    )
+    moved = ServiceRecord("greeter", "1", (Node("a", "10.0.0.1:1"),), (), {"team": "y"})
     await registry.register(moved)
     [got] = await registry.get_service("greeter")
     assert got == moved
@@ -356,3 +353,15 @@ async def test_memory_default_ttl() -> None:
             await asyncio.sleep(0.05)
     with pytest.raises(ValueError):
         MemoryRegistry(default_ttl=0)
+
+
+async def test_watch_reports_only_changes_after_it_starts(registry: Registry) -> None:
+    assert isinstance(registry, Registry)
+    await registry.register(record("greeter", "1", "a"))
+    watcher = registry.watch()
+    await no_event(watcher, 0.3)  # the existing service is the baseline, not a CREATE
+    await registry.register(record("greeter", "1", "b"))  # right after watch(): not lost
+    ev = await next_event(watcher)
+    assert ev.type is EventType.UPDATE
+    assert [n.id for n in ev.service.nodes] == ["a", "b"]
+    watcher.stop()

@@ -115,7 +115,8 @@ async def test_unusable_path_gives_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores file permissions"
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root ignores file permissions (the bad-path and corrupted-file tests run as root)",
 )
 async def test_read_only_database_gives_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"

@@ -1,0 +1,403 @@
+"""The client: discovery, node selection, retries, deadlines, metadata, middleware.
+
+Retry rules: a call is retried (up to ``retries`` more attempts, waiting
+``backoff * 2**attempt`` seconds between attempts, never past the deadline) when it
+fails with gRPC status ``UNAVAILABLE`` (connection refused, connection lost, node
+draining) *and no response message was received yet*. The next attempt prefers a node
+not tried yet for this call (with a static ``address``: the same address). Per kind:
+
+* unary and server-streaming: the request is replayable, so any such failure before
+  the first response message is retried;
+* bidi-streaming: only opening the call (connecting, sending headers) is retried;
+* client-streaming: a ``Sequence`` of requests (list, tuple) is replayed; any other
+  iterable is retried only if the failure happened before its first item was taken.
+
+Middleware (:data:`ClientMiddleware`) wrap every outgoing call, the first one
+outermost::
+
+    async def auth(call: ClientCall, next: ClientNext) -> object:
+        call.metadata.append(("authorization", "Bearer ..."))
+        return await next(call)
+
+``next(call)`` performs the call (with its retries). For unary and client-streaming
+calls it returns the response, and ``call.headers`` / ``call.trailers`` hold the
+response metadata afterwards. For server-streaming calls it returns once the stream
+is open (the first response received); for bidi-streaming once the request headers
+were sent; the return value is then an internal handle to pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self, TypeAlias, TypeVar
+
+from micro import defaults
+from micro.context import outgoing_deadline, outgoing_metadata
+from micro.errors import Error, Status
+from micro.metadata import Metadata, MetadataView, Pairs
+from micro.registry import Node, NotFound, Registry
+from micro.selector import Selector
+from micro.selector import from_env as selector_from_env
+from micro.spec import AnyMethod, Kind, Method, Req, Resp
+from micro.streams import BidiStream, ServerStream
+from micro.transport import ClientTransport, GrpclibClientTransport, OutboundCall
+
+__all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "default"]
+
+CLIENT_ID = "micro.client"
+
+R = TypeVar("R")
+
+
+@dataclass
+class ClientCall:
+    """One outgoing call as seen by client middleware.
+
+    ``metadata`` (already including metadata propagated from the current handler) and
+    ``deadline`` (absolute ``time.monotonic()``) may be changed before calling ``next``.
+    ``request`` is the request message, the requests iterable (client-streaming) or
+    ``None`` (bidi).
+    """
+
+    method: AnyMethod
+    service: str | None
+    address: str | None
+    request: Any
+    metadata: Pairs = field(default_factory=list)
+    deadline: float | None = None
+    headers: MetadataView | None = None
+    trailers: MetadataView | None = None
+
+
+ClientNext: TypeAlias = Callable[[ClientCall], Awaitable[Any]]
+ClientMiddleware: TypeAlias = Callable[[ClientCall, ClientNext], Awaitable[Any]]
+
+
+class Client:
+    """Calls services by registry name (or static address) over gRPC.
+
+    * ``registry``: where service names are resolved (default: the process-wide
+      registry from ``MICRO_REGISTRY``), lookups cached for ``cache_ttl`` seconds;
+    * ``selector``: picks a node per attempt (default from ``MICRO_SELECTOR``, random);
+    * ``retries`` / ``backoff``: see the module docs;
+    * ``timeout``: default per-call timeout in seconds (``None``: no deadline);
+    * ``middleware``: see :data:`ClientMiddleware`.
+
+    One HTTP/2 connection per node address is kept until :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        selector: Selector | None = None,
+        *,
+        retries: int = 2,
+        backoff: float = 0.05,
+        middleware: Sequence[ClientMiddleware] = (),
+        timeout: float | None = None,
+        cache_ttl: float = 1.0,
+        transport: ClientTransport | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        self._registry = registry
+        self._selector: Selector = selector if selector is not None else selector_from_env()
+        self._retries = retries
+        self._backoff = backoff
+        self._middleware = tuple(middleware)
+        self._timeout = timeout
+        self._cache_ttl = cache_ttl
+        self._cache: dict[str, tuple[float, list[Node]]] = {}
+        self._transport: ClientTransport = (
+            transport if transport is not None else GrpclibClientTransport()
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close all connections (the client stays usable: they reopen on demand)."""
+        self._cache.clear()
+        await self._transport.close()
+
+    # -- discovery ---------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = defaults.registry()
+        return self._registry
+
+    async def lookup(self, service: str) -> list[Node]:
+        """The live nodes of ``service`` (cached briefly); raises 503 if there are none."""
+        now = time.monotonic()
+        cached = self._cache.get(service)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            records = await self.registry.get_service(service)
+        except NotFound:
+            records = []
+        nodes = [node for record in records for node in record.nodes]
+        if not nodes:
+            self._cache.pop(service, None)
+            raise Error(
+                CLIENT_ID, 503, f"service {service}: not found", grpc_status=Status.UNAVAILABLE
+            )
+        self._cache[service] = (now + self._cache_ttl, nodes)
+        return nodes
+
+    async def _pick(self, call: ClientCall, tried: set[str]) -> str:
+        if call.address is not None:
+            return call.address
+        if call.service is None:
+            raise ValueError("a call needs a service name or an address")
+        nodes = await self.lookup(call.service)
+        fresh = [n for n in nodes if n.address not in tried]
+        return self._selector.select(fresh or nodes, service=call.service).address
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _new_call(
+        self,
+        method: AnyMethod,
+        request: Any,
+        service: str | None,
+        address: str | None,
+        timeout: float | None,
+        metadata: Metadata | None,
+        kind: Kind,
+    ) -> ClientCall:
+        if method.kind is not kind:
+            raise TypeError(f"{method.name} is a {method.kind.value} method, not {kind.value}")
+        if service is None and address is None:
+            raise ValueError("a call needs a service name or an address")
+        return ClientCall(
+            method=method,
+            service=service,
+            address=address,
+            request=request,
+            metadata=outgoing_metadata(metadata),
+            deadline=outgoing_deadline(timeout if timeout is not None else self._timeout),
+        )
+
+    async def _through_middleware(self, call: ClientCall, last: ClientNext) -> Any:
+        nxt = last
+        for mw in reversed(self._middleware):
+
+            def bind(mw: ClientMiddleware, nxt: ClientNext) -> ClientNext:
+                async def step(call: ClientCall) -> Any:
+                    return await mw(call, nxt)
+
+                return step
+
+            nxt = bind(mw, nxt)
+        return await nxt(call)
+
+    async def _attempt(
+        self,
+        call: ClientCall,
+        run: Callable[[OutboundCall], Awaitable[R]],
+        replayable: Callable[[], bool] = lambda: True,
+    ) -> tuple[OutboundCall, R]:
+        """Open the call and ``run`` its first phase, retrying per the module rules.
+
+        On success the call is returned still open (the caller closes it)."""
+        tried: set[str] = set()
+        attempt = 0
+        while True:
+            address = await self._pick(call, tried)
+            outbound = self._transport.open(address, call.method, call.metadata, call.deadline)
+            try:
+                return outbound, await run(outbound)
+            except Error as exc:
+                await outbound.aclose()
+                if not (
+                    exc.grpc_status is Status.UNAVAILABLE
+                    and outbound.messages_received == 0
+                    and attempt < self._retries
+                    and replayable()
+                ):
+                    raise
+                delay = self._backoff * (2**attempt)
+                if call.deadline is not None and time.monotonic() + delay >= call.deadline:
+                    raise
+                tried.add(address)
+                if call.service is not None:
+                    self._cache.pop(call.service, None)
+                attempt += 1
+                await asyncio.sleep(delay)
+            except BaseException:
+                await outbound.aclose()
+                raise
+
+    async def unary(
+        self,
+        method: Method[Req, Resp],
+        request: Req,
+        *,
+        service: str | None = None,
+        address: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Resp:
+        """Call a unary method; returns the response message."""
+        call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
+
+        async def last(call: ClientCall) -> Any:
+            async def run(outbound: OutboundCall) -> Any:
+                await outbound.start()
+                await outbound.send(call.request, end=True)
+                reply = await outbound.recv()
+                if reply is None:
+                    raise _no_response(call.method)
+                await outbound.finish()
+                return reply
+
+            outbound, reply = await self._attempt(call, run)
+            call.headers, call.trailers = outbound.headers, outbound.trailers
+            await outbound.aclose()
+            return reply
+
+        # The transport decoded the reply as method.response_type.
+        response: Resp = await self._through_middleware(call, last)
+        return response
+
+    def server_stream(
+        self,
+        method: Method[Req, Resp],
+        request: Req,
+        *,
+        service: str | None = None,
+        address: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> ServerStream[Resp]:
+        """Start a server-streaming call (opened on first use); see :class:`ServerStream`."""
+        call = self._new_call(
+            method, request, service, address, timeout, metadata, Kind.SERVER_STREAM
+        )
+
+        async def last(call: ClientCall) -> Any:
+            async def run(outbound: OutboundCall) -> Any:
+                await outbound.start()
+                await outbound.send(call.request, end=True)
+                return await outbound.recv()
+
+            return await self._attempt(call, run)
+
+        async def opener() -> tuple[OutboundCall, Any]:
+            result: tuple[OutboundCall, Any] = await self._through_middleware(call, last)
+            return result
+
+        return ServerStream(opener)
+
+    async def client_stream(
+        self,
+        method: Method[Req, Resp],
+        requests: Iterable[Req] | AsyncIterable[Req],
+        *,
+        service: str | None = None,
+        address: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Resp:
+        """Send every request of ``requests``, then return the single response."""
+        call = self._new_call(
+            method, requests, service, address, timeout, metadata, Kind.CLIENT_STREAM
+        )
+
+        async def last(call: ClientCall) -> Any:
+            source = call.request
+            taken = False
+
+            def replayable() -> bool:
+                return isinstance(source, Sequence) or not taken
+
+            async def run(outbound: OutboundCall) -> Any:
+                nonlocal taken
+                await outbound.start()
+                if isinstance(source, AsyncIterable):
+                    async for item in source:
+                        taken = True
+                        await outbound.send(item)
+                else:
+                    for item in source:
+                        taken = True
+                        await outbound.send(item)
+                await outbound.end()
+                reply = await outbound.recv()
+                if reply is None:
+                    raise _no_response(call.method)
+                await outbound.finish()
+                return reply
+
+            outbound, reply = await self._attempt(call, run, replayable)
+            call.headers, call.trailers = outbound.headers, outbound.trailers
+            await outbound.aclose()
+            return reply
+
+        response: Resp = await self._through_middleware(call, last)
+        return response
+
+    def bidi_stream(
+        self,
+        method: Method[Req, Resp],
+        *,
+        service: str | None = None,
+        address: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> BidiStream[Req, Resp]:
+        """Start a bidi-streaming call (opened on ``async with`` or first use)."""
+        call = self._new_call(method, None, service, address, timeout, metadata, Kind.BIDI_STREAM)
+
+        async def last(call: ClientCall) -> Any:
+            async def run(outbound: OutboundCall) -> None:
+                await outbound.start()
+
+            outbound, _ = await self._attempt(call, run)
+            return outbound
+
+        async def opener() -> OutboundCall:
+            result: OutboundCall = await self._through_middleware(call, last)
+            return result
+
+        return BidiStream(opener)
+
+    def __repr__(self) -> str:
+        return f"Client(registry={self._registry!r}, selector={self._selector!r})"
+
+
+def _no_response(method: AnyMethod) -> Error:
+    return Error(
+        CLIENT_ID,
+        500,
+        f"{method.name}: server sent no response message",
+        grpc_status=Status.INTERNAL,
+    )
+
+
+_default: Client | None = None
+
+
+def default() -> Client:
+    """The process-wide client (registry from ``MICRO_REGISTRY``), built on first use."""
+    global _default
+    if _default is None:
+        _default = Client()
+    return _default

@@ -1,0 +1,108 @@
+"""Service discovery: the data model, the :class:`Registry` protocol and its backends.
+
+Backends: ``memory`` (:class:`MemoryRegistry`, in-process) and ``local``
+(:class:`LocalRegistry`, SQLite shared by the processes of one machine; the default).
+:func:`from_env` picks one from ``MICRO_REGISTRY``; new backends plug in with
+:func:`register_backend`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+from micro.registry._types import (
+    DEFAULT_VERSION,
+    Endpoint,
+    Event,
+    EventType,
+    FrozenMap,
+    Node,
+    NotFound,
+    Registry,
+    RegistryClosed,
+    RegistryError,
+    ServiceRecord,
+    Watcher,
+)
+from micro.registry.local import DEFAULT_TTL, LocalRegistry, RegistryBusy, default_path
+from micro.registry.memory import MemoryRegistry
+
+__all__ = [
+    "DEFAULT_BACKEND",
+    "DEFAULT_TTL",
+    "DEFAULT_VERSION",
+    "Endpoint",
+    "Event",
+    "EventType",
+    "FrozenMap",
+    "LocalRegistry",
+    "MemoryRegistry",
+    "Node",
+    "NotFound",
+    "Registry",
+    "RegistryBusy",
+    "RegistryClosed",
+    "RegistryError",
+    "RegistryFactory",
+    "ServiceRecord",
+    "Watcher",
+    "backends",
+    "default_path",
+    "from_env",
+    "heartbeat_interval",
+    "register_backend",
+]
+
+DEFAULT_BACKEND = "local"
+
+#: Builds a registry from the environment mapping given to :func:`from_env`.
+RegistryFactory = Callable[[Mapping[str, str]], Registry]
+
+
+def _memory(environ: Mapping[str, str]) -> Registry:
+    return MemoryRegistry()
+
+
+def _local(environ: Mapping[str, str]) -> Registry:
+    return LocalRegistry(environ.get("MICRO_REGISTRY_PATH") or None)
+
+
+_BACKENDS: dict[str, RegistryFactory] = {
+    "memory": _memory,
+    "local": _local,
+}
+
+
+def register_backend(name: str, factory: RegistryFactory) -> None:
+    """Make ``MICRO_REGISTRY=<name>`` build a registry with ``factory(environ)``."""
+    key = name.strip().lower()
+    if not key:
+        raise ValueError("registry backend name must be non-empty")
+    _BACKENDS[key] = factory
+
+
+def backends() -> list[str]:
+    """Names accepted in ``MICRO_REGISTRY``."""
+    return sorted(_BACKENDS)
+
+
+def from_env(environ: Mapping[str, str] = os.environ) -> Registry:
+    """Build the registry named by ``MICRO_REGISTRY`` (default ``local``).
+
+    ``MICRO_REGISTRY_PATH`` overrides the database path of the ``local`` backend.
+    """
+    raw = environ.get("MICRO_REGISTRY", "")
+    name = raw.strip().lower() or DEFAULT_BACKEND
+    factory = _BACKENDS.get(name)
+    if factory is None:
+        raise ValueError(
+            f"unknown MICRO_REGISTRY={raw!r}; valid values: {', '.join(backends())} "
+            f"(default: {DEFAULT_BACKEND})"
+        )
+    return factory(environ)
+
+
+def heartbeat_interval(ttl: float = DEFAULT_TTL) -> float:
+    """How often a service should re-register to keep a ``ttl``-second lease: ttl / 3."""
+    return ttl / 3.0

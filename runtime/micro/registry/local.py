@@ -1,0 +1,509 @@
+"""Embedded, serverless registry shared by every process of one user on one machine.
+
+Storage is one SQLite database (WAL mode, busy timeout), by default
+``<tempfile.gettempdir()>/micro-<uid>/registry.db``. Schema (``PRAGMA user_version = 1``)::
+
+    CREATE TABLE nodes (
+        service          TEXT NOT NULL,   -- service name
+        version          TEXT NOT NULL,
+        node_id          TEXT NOT NULL,
+        address          TEXT NOT NULL,   -- host:port
+        node_metadata    TEXT NOT NULL,   -- JSON object
+        endpoints        TEXT NOT NULL,   -- JSON list of Endpoint.to_dict()
+        service_metadata TEXT NOT NULL,   -- JSON object
+        registered_at    REAL NOT NULL,   -- wall clock (time.time()) of the last register
+        expires_at       REAL NOT NULL,   -- wall clock deadline: registered_at + ttl
+        PRIMARY KEY (service, version, node_id)
+    ) WITHOUT ROWID;
+
+Liveness is a lease: ``register`` upserts the node rows with ``expires_at = now + ttl``
+and services call it again every ``ttl / 3`` (a heartbeat). A process that dies stops
+heartbeating and its nodes drop out of every lookup once the lease passes: reads filter
+``expires_at > now`` and opportunistically delete expired rows; writes always purge them.
+The wall clock is used (not a monotonic clock) because deadlines are compared across
+processes.
+
+A service version's endpoints and metadata are taken from its most recently registered
+node row. ``watch`` polls (default every 0.25 s) and diffs snapshots, so it also reports
+expiries (DELETE, or UPDATE if other nodes of the version remain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from micro.registry._types import (
+    Endpoint,
+    Event,
+    FrozenMap,
+    Key,
+    Node,
+    NotFound,
+    RegistryClosed,
+    RegistryError,
+    ServiceRecord,
+    Watcher,
+    check_ttl,
+    diff_snapshots,
+    group_records,
+)
+
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_TTL",
+    "LocalRegistry",
+    "RegistryBusy",
+    "default_path",
+]
+
+log = logging.getLogger("micro.registry")
+
+DEFAULT_TTL = 15.0
+DEFAULT_POLL_INTERVAL = 0.25
+DEFAULT_BUSY_TIMEOUT = 5.0
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    service          TEXT NOT NULL,
+    version          TEXT NOT NULL,
+    node_id          TEXT NOT NULL,
+    address          TEXT NOT NULL,
+    node_metadata    TEXT NOT NULL,
+    endpoints        TEXT NOT NULL,
+    service_metadata TEXT NOT NULL,
+    registered_at    REAL NOT NULL,
+    expires_at       REAL NOT NULL,
+    PRIMARY KEY (service, version, node_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nodes_expires_at ON nodes (expires_at);
+"""
+
+_COLUMNS = (
+    "service, version, node_id, address, node_metadata, endpoints, service_metadata, registered_at"
+)
+
+_T = TypeVar("_T")
+_Row = tuple[str, str, Node, tuple[Endpoint, ...], Mapping[str, str], float]
+
+
+class RegistryBusy(RegistryError):
+    """The database stayed locked by other writers for longer than the busy timeout."""
+
+
+def _uid() -> str:
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:
+        return str(getuid())
+    import getpass  # Windows: no uids
+
+    return getpass.getuser()
+
+
+def default_path() -> Path:
+    """``<tempfile.gettempdir()>/micro-<uid>/registry.db``."""
+    return Path(tempfile.gettempdir()) / f"micro-{_uid()}" / "registry.db"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class _PollWatcher(Watcher):
+    """Polls the database and diffs consecutive snapshots."""
+
+    def __init__(
+        self,
+        registry: LocalRegistry,
+        service: str | None,
+        interval: float,
+        baseline: dict[Key, ServiceRecord] | None,
+    ) -> None:
+        self._registry = registry
+        self.service = service
+        self._interval = interval
+        self._last = baseline
+        self._pending: collections.deque[Event] = collections.deque()
+        self._stopped = False
+        self._wake = asyncio.Event()
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._stopped:
+                raise StopAsyncIteration
+            if self._pending:
+                return self._pending.popleft()
+            if self._last is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval)
+                if self._stopped:
+                    raise StopAsyncIteration
+            try:
+                snapshot = await self._registry._snapshot(self.service)
+            except RegistryBusy as exc:  # transient: other processes are writing
+                log.debug("registry watch poll skipped: %s", exc)
+                continue
+            if self._last is not None:
+                self._pending.extend(diff_snapshots(self._last, snapshot))
+            self._last = snapshot
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._registry._watchers.discard(self)
+            self._wake.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+
+class LocalRegistry:
+    """Cross-process registry backed by SQLite; see the module docstring.
+
+    ``path``: database file (or a directory, which gets ``registry.db`` inside);
+    default :func:`default_path`. ``default_ttl``: lease used when ``register`` gets
+    ``ttl=None``. ``poll_interval``: watch polling period. ``busy_timeout``: how long a
+    write waits for other processes' writes before failing with :class:`RegistryBusy`.
+
+    Every operation runs in a worker thread (``asyncio.to_thread``) with its own
+    short-lived connection: SQLite calls are usually sub-millisecond, but a write may
+    wait up to ``busy_timeout`` for another process's transaction, and a slow disk or
+    fsync must not stall the event loop. Per-operation connections keep threads and
+    forked processes from ever sharing a connection.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        default_ttl: float = DEFAULT_TTL,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    ) -> None:
+        ttl = check_ttl(default_ttl)  # never None: dead processes must expire
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
+        if busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout!r}")
+        self._is_default_path = path is None
+        p = default_path() if path is None else Path(os.fspath(path)).expanduser()
+        if p.is_dir():
+            p = p / "registry.db"
+        self.path: Path = p
+        self.default_ttl: float = ttl
+        self.poll_interval = float(poll_interval)
+        self.busy_timeout = float(busy_timeout)
+        self._init_lock = threading.Lock()
+        self._initialized = False
+        self._closed = False
+        self._watchers: set[_PollWatcher] = set()
+
+    def __repr__(self) -> str:
+        return f"LocalRegistry({str(self.path)!r}, default_ttl={self.default_ttl})"
+
+    # -- database plumbing (runs in worker threads) -----------------------------
+
+    def _error(self, exc: BaseException) -> RegistryError:
+        msg = str(exc)
+        low = msg.lower()
+        where = f"registry database {str(self.path)!r}"
+        hint = "set MICRO_REGISTRY_PATH (or pass path=) to use another file"
+        if "locked" in low or "busy" in low:
+            return RegistryBusy(
+                f"{where} stayed locked by other processes for more than "
+                f"{self.busy_timeout:g}s ({msg})"
+            )
+        if "not a database" in low or "malformed" in low or "corrupt" in low:
+            return RegistryError(
+                f"{where} is corrupted or is not a SQLite database ({msg}); "
+                f"delete it (it only holds leases that services re-create) or {hint}"
+            )
+        if "readonly" in low or "read-only" in low:
+            return RegistryError(f"{where} is read-only ({msg}); {hint}")
+        if "unable to open" in low or isinstance(exc, OSError):
+            return RegistryError(
+                f"cannot open {where} ({msg}); check that its directory exists and is "
+                f"writable, or {hint}"
+            )
+        return RegistryError(f"{where}: {msg}")
+
+    def _prepare_dir(self) -> None:
+        directory = self.path.parent
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._error(exc) from exc
+        if self._is_default_path and hasattr(os, "getuid"):
+            # The default lives in a shared temp dir: refuse one planted by another user.
+            st = directory.stat()
+            if st.st_uid != os.getuid():
+                raise RegistryError(
+                    f"registry directory {str(directory)!r} is owned by uid {st.st_uid}, "
+                    f"not by this user ({os.getuid()}); remove it or set MICRO_REGISTRY_PATH"
+                )
+
+    @contextlib.contextmanager
+    def _connect(self, busy_timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+        timeout = self.busy_timeout if busy_timeout is None else busy_timeout
+        try:
+            # isolation_level=None: autocommit; transactions are explicit BEGIN IMMEDIATE.
+            conn = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        finally:
+            conn.close()
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the database to WAL (persistent; the first process to open it wins).
+
+        Changing the journal mode does not go through SQLite's busy handler, so when
+        several processes create the database at once the switch can fail with
+        "database is locked"; retry until it is WAL or busy_timeout has passed.
+        """
+        deadline = time.monotonic() + max(self.busy_timeout, 0.1)
+        delay = 0.005
+        while True:
+            try:
+                mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+                if mode != "wal":
+                    mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            if mode != "wal":  # e.g. a filesystem without shared-memory support
+                log.warning("registry %s: journal_mode is %s, not wal", self.path, mode)
+            return
+
+    def _ensure_schema(self) -> None:
+        if self._initialized:
+            return
+        with self._init_lock:
+            if self._initialized:
+                return
+            self._prepare_dir()
+            with self._connect() as conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise RegistryError(
+                        f"registry database {str(self.path)!r} has schema version {version}, "
+                        f"newer than this runtime supports ({SCHEMA_VERSION})"
+                    )
+                self._enable_wal(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in _SCHEMA.split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            self._initialized = True
+
+    def _run(self, fn: Callable[[sqlite3.Connection], _T], busy_timeout: float | None = None) -> _T:
+        if self._closed:
+            raise RegistryClosed("registry is closed")
+        self._ensure_schema()
+        with self._connect(busy_timeout) as conn:
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode
+            return fn(conn)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._closed:
+            raise RegistryClosed("registry is closed")
+        return await asyncio.to_thread(self._run, fn)
+
+    @staticmethod
+    def _purge(conn: sqlite3.Connection, now: float) -> None:
+        conn.execute("DELETE FROM nodes WHERE expires_at <= ?", (now,))
+
+    def _parse(self, row: tuple[Any, ...]) -> _Row | None:
+        service, version, node_id, address, node_md, endpoints, service_md, stamp = row
+        try:
+            node = Node(id=node_id, address=address, metadata=FrozenMap(json.loads(node_md)))
+            eps = tuple(Endpoint.from_dict(e) for e in json.loads(endpoints))
+            md = FrozenMap(json.loads(service_md))
+        except (ValueError, TypeError) as exc:
+            log.warning(
+                "registry %s: skipping unreadable row for %s/%s: %s",
+                self.path,
+                service,
+                node_id,
+                exc,
+            )
+            return None
+        return (service, version, node, eps, md, float(stamp))
+
+    def _read(self, conn: sqlite3.Connection, service: str | None) -> dict[Key, ServiceRecord]:
+        now = time.time()
+        if service is None:
+            cur = conn.execute(f"SELECT {_COLUMNS} FROM nodes WHERE expires_at > ?", (now,))
+        else:
+            cur = conn.execute(
+                f"SELECT {_COLUMNS} FROM nodes WHERE service = ? AND expires_at > ?",
+                (service, now),
+            )
+        rows = [p for p in map(self._parse, cur.fetchall()) if p is not None]
+        return group_records(rows)
+
+    def _read_and_purge(
+        self, conn: sqlite3.Connection, service: str | None
+    ) -> dict[Key, ServiceRecord]:
+        snapshot = self._read(conn, service)
+        now = time.time()
+        if conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM nodes WHERE expires_at <= ?)", (now,)
+        ).fetchone()[0]:
+            # Opportunistic: never wait for other writers just to garbage-collect.
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                self._purge(conn, now)
+            except sqlite3.OperationalError:
+                pass
+        return snapshot
+
+    async def _snapshot(self, service: str | None) -> dict[Key, ServiceRecord]:
+        return await self._call(lambda conn: self._read(conn, service))
+
+    # -- Registry ---------------------------------------------------------------
+
+    async def register(self, service: ServiceRecord, *, ttl: float | None = None) -> None:
+        lease = self.default_ttl if ttl is None else check_ttl(ttl)
+        if not service.nodes:
+            raise ValueError(f"cannot register service {service.name!r}: the record has no nodes")
+        endpoints = _dumps([e.to_dict() for e in service.endpoints])
+        service_md = _dumps(dict(service.metadata))
+
+        def do(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            params = [
+                (
+                    service.name,
+                    service.version,
+                    n.id,
+                    n.address,
+                    _dumps(dict(n.metadata)),
+                    endpoints,
+                    service_md,
+                    now,
+                    now + lease,
+                )
+                for n in service.nodes
+            ]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._purge(conn, now)
+                conn.executemany(
+                    "INSERT INTO nodes (service, version, node_id, address, node_metadata, "
+                    "endpoints, service_metadata, registered_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (service, version, node_id) DO UPDATE SET "
+                    "address = excluded.address, node_metadata = excluded.node_metadata, "
+                    "endpoints = excluded.endpoints, "
+                    "service_metadata = excluded.service_metadata, "
+                    "registered_at = excluded.registered_at, expires_at = excluded.expires_at",
+                    params,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._call(do)
+
+    async def deregister(self, service: ServiceRecord) -> None:
+        def do(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "DELETE FROM nodes WHERE service = ? AND version = ? AND node_id = ?",
+                    [(service.name, service.version, n.id) for n in service.nodes],
+                )
+                self._purge(conn, time.time())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._call(do)
+
+    async def get_service(self, name: str) -> list[ServiceRecord]:
+        snapshot = await self._call(lambda conn: self._read_and_purge(conn, name))
+        if not snapshot:
+            raise NotFound(name)
+        return list(snapshot.values())
+
+    async def list_services(self) -> list[ServiceRecord]:
+        snapshot = await self._call(lambda conn: self._read_and_purge(conn, None))
+        return list(snapshot.values())
+
+    def _quick_baseline(self, service: str | None) -> dict[Key, ServiceRecord] | None:
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        if not self.path.exists():
+            return {}
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=0.05, check_same_thread=False)
+        except sqlite3.Error:
+            return None
+        try:
+            return self._read(conn, service)
+        except sqlite3.OperationalError as exc:
+            return {} if "no such table" in str(exc) else None
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()
+
+    def watch(self, service: str | None = None) -> Watcher:
+        """Poll-based watcher. The baseline snapshot is read synchronously here so that
+        changes made right after ``watch()`` returns are reported: it is one indexed
+        SELECT on a local file, and WAL readers do not wait for writers. If it cannot
+        be read quickly the baseline is taken on the first poll instead."""
+        if self._closed:
+            raise RegistryClosed("registry is closed")
+        baseline = self._quick_baseline(service)
+        watcher = _PollWatcher(self, service, self.poll_interval, baseline)
+        self._watchers.add(watcher)
+        return watcher
+
+    async def close(self) -> None:
+        """Stops watchers; further calls raise RegistryClosed. Registered nodes stay
+        until deregistered or expired (the database is shared with other processes)."""
+        self._closed = True
+        for watcher in list(self._watchers):
+            watcher.stop()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,321 @@
+"""``Service``: serve handlers over gRPC, register in the registry, shut down gracefully.
+
+Lifecycle of :meth:`Service.start`: bind (``port 0``: a free port), mark health
+``SERVING``, register the node (with one endpoint per method; HTTP rules go into the
+endpoint metadata as JSON under ``"http"``), re-register every ``register_interval``
+seconds to keep the ``register_ttl`` lease, and run the ``on_start`` hooks (the service
+is reachable and discoverable by then, ``service.address`` is known).
+
+:meth:`Service.stop` deregisters *first*, then drains: health turns ``NOT_SERVING``,
+new calls are refused with 503/``UNAVAILABLE`` (so clients retry on another node) and
+in-flight calls get up to ``grace`` seconds to finish; then the server closes
+(cancelling what is left) and ``on_stop`` hooks run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Self
+
+from micro import defaults
+from micro.health import HEALTH_SPEC, HealthHandler, ServingStatus
+from micro.registry import Endpoint, Node, Registry, ServiceRecord
+from micro.server import Dispatcher, ServerMiddleware
+from micro.spec import AnyMethod, ServiceSpec
+from micro.transport import GrpclibServerTransport, ServerTransport, format_address, parse_address
+
+__all__ = ["Hook", "Service"]
+
+log = logging.getLogger(__name__)
+
+#: an ``on_start`` / ``on_stop`` hook: a plain or async callable taking the service
+Hook = Callable[["Service"], Awaitable[None] | None]
+
+DEFAULT_TTL = 15.0
+
+
+def _type_name(tp: type) -> str:
+    return tp.__qualname__
+
+
+def _endpoint(method: AnyMethod) -> Endpoint:
+    metadata: dict[str, str] = {}
+    if method.http_rules:
+        metadata["http"] = json.dumps(
+            [
+                {
+                    "method": rule.method,
+                    "path": rule.path,
+                    "body": rule.body,
+                    "response_body": rule.response_body,
+                    "custom": rule.custom,
+                }
+                for rule in method.http_rules
+            ],
+            separators=(",", ":"),
+        )
+    if method.deprecated:
+        metadata["deprecated"] = "true"
+    return Endpoint(
+        name=method.name,
+        path=method.path,
+        kind=method.kind.value,
+        request=_type_name(method.request_type),
+        response=_type_name(method.response_type),
+        metadata=metadata,
+    )
+
+
+async def _run_hooks(hooks: Sequence[Hook], service: Service) -> None:
+    for hook in hooks:
+        result = hook(service)
+        if inspect.isawaitable(result):
+            await result
+
+
+class Service:
+    """A named service: ``handle()`` handlers, then ``async with`` / ``run()`` it."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str = "latest",
+        metadata: Mapping[str, str] | None = None,
+        address: str = "127.0.0.1:0",
+        registry: Registry | None = None,
+        middleware: Sequence[ServerMiddleware] = (),
+        on_start: Sequence[Hook] = (),
+        on_stop: Sequence[Hook] = (),
+        register_ttl: float = DEFAULT_TTL,
+        register_interval: float | None = None,
+        advertise: str | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("a service needs a name")
+        self.name = name
+        self.version = version
+        self.metadata = dict(metadata or {})
+        self._bind = parse_address(address)
+        self._advertise = advertise
+        self._registry = registry
+        self._on_start = list(on_start)
+        self._on_stop = list(on_stop)
+        self._ttl = register_ttl
+        self._interval = register_interval if register_interval is not None else register_ttl / 3
+        self.id = f"{name}-{uuid.uuid4()}"
+        self._specs: list[ServiceSpec] = []
+        self._dispatcher = Dispatcher(name=name, middleware=middleware)
+        self._dispatcher.accepting = self._accepting
+        self._dispatcher.on_call_start = self._call_started
+        self._dispatcher.on_call_end = self._call_ended
+        self.health = HealthHandler()
+        self._dispatcher.add(HEALTH_SPEC, self.health)
+        self._transport: ServerTransport | None = None
+        self._address: str | None = None
+        self._record: ServiceRecord | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._draining = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping: asyncio.Task[None] | None = None
+
+    # -- configuration -----------------------------------------------------------------
+
+    def handle(self, spec: ServiceSpec, handler: object) -> None:
+        """Serve ``spec``'s methods with ``handler`` (before :meth:`start`)."""
+        if self._transport is not None:
+            raise RuntimeError("handlers must be registered before the service starts")
+        self._dispatcher.add(spec, handler)
+        self._specs.append(spec)
+
+    def on_start(self, hook: Hook) -> Hook:
+        """Add a hook run at the end of :meth:`start` (usable as a decorator)."""
+        self._on_start.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        """Add a hook run at the end of :meth:`stop` (usable as a decorator)."""
+        self._on_stop.append(hook)
+        return hook
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = defaults.registry()
+        return self._registry
+
+    @property
+    def address(self) -> str:
+        """The advertised ``host:port`` (the actual port once started)."""
+        if self._address is None:
+            raise RuntimeError("the service is not started")
+        return self._address
+
+    @property
+    def record(self) -> ServiceRecord:
+        """What is registered for this node."""
+        return ServiceRecord(
+            name=self.name,
+            version=self.version,
+            nodes=(Node(id=self.id, address=self.address, metadata=self.metadata),),
+            endpoints=tuple(_endpoint(m) for spec in self._specs for m in spec.methods),
+            metadata=self.metadata,
+        )
+
+    # -- in-flight accounting ----------------------------------------------------------
+
+    def _accepting(self, method: AnyMethod) -> bool:
+        return not self._draining or method.path.startswith("/grpc.health.v1.Health/")
+
+    def _counted(self, method: AnyMethod) -> bool:
+        return not method.path.startswith("/grpc.health.v1.Health/")
+
+    def _call_started(self, method: AnyMethod) -> None:
+        if self._counted(method):
+            self._in_flight += 1
+            self._idle.clear()
+
+    def _call_ended(self, method: AnyMethod) -> None:
+        if self._counted(method):
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._transport is not None:
+            raise RuntimeError("the service is already started")
+        transport = GrpclibServerTransport(self._dispatcher.routes, self._dispatcher.dispatch)
+        host, port = await transport.start(*self._bind)
+        self._transport = transport
+        self._draining = False
+        self._address = format_address(self._advertise or _advertised_host(host), port)
+        self.health.set("", ServingStatus.SERVING)
+        for spec in self._specs:
+            self.health.set(spec.name, ServingStatus.SERVING)
+        self._record = self.record
+        try:
+            await self.registry.register(self._record, ttl=self._ttl)
+        except BaseException:
+            self._transport = None
+            await transport.close()
+            raise
+        self._heartbeat = asyncio.create_task(self._beat(self._record))
+        log.info("%s (%s) serving on %s", self.name, self.id, self._address)
+        try:
+            await _run_hooks(self._on_start, self)
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+
+    async def _beat(self, record: ServiceRecord) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.registry.register(record, ttl=self._ttl)
+            except Exception:
+                log.warning("%s: re-registration failed", self.name, exc_info=True)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Deregister, drain in-flight calls (up to ``grace`` seconds), close. Idempotent."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(grace))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        if self._record is not None:
+            try:
+                await self.registry.deregister(self._record)
+            except Exception:
+                log.warning("%s: deregistration failed", self.name, exc_info=True)
+        self._draining = True
+        self.health.set_all(ServingStatus.NOT_SERVING)
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout=grace)
+        except TimeoutError:
+            log.warning(
+                "%s: %d call(s) still running after %.1fs; cancelling",
+                self.name,
+                self._in_flight,
+                grace,
+            )
+        self._transport = None
+        await transport.close()
+        self._stopping = None
+        await _run_hooks(self._on_stop, self)
+        log.info("%s (%s) stopped", self.name, self.id)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def serve(self, grace: float = 10.0) -> None:
+        """Start, run until SIGINT/SIGTERM (or cancellation), then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread
+                pass
+        try:
+            await self.start()
+            try:
+                await stop.wait()
+            finally:
+                await self.stop(grace)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def run(self, grace: float = 10.0) -> None:
+        """Blocking: ``asyncio.run(self.serve())``."""
+        asyncio.run(self.serve(grace))
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r}, id={self.id!r}, address={self._address!r})"
+
+
+def _advertised_host(host: str) -> str:
+    """A reachable host for a bind host: wildcard binds advertise an outbound interface."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    import socket
+
+    family = socket.AF_INET6 if host == "::" else socket.AF_INET
+    probe = ("2001:db8::1", 80) if family == socket.AF_INET6 else ("192.0.2.1", 80)
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect(probe)  # no packet is sent for UDP connect
+            return str(s.getsockname()[0])
+    except OSError:
+        return "::1" if family == socket.AF_INET6 else "127.0.0.1"

@@ -1,0 +1,76 @@
+"""Static description of services and methods, as emitted by the code generator.
+
+These are plain frozen dataclasses; the runtime never inspects protobuf descriptors.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = ["AnyMethod", "HttpRule", "Kind", "Method", "ServiceSpec"]
+
+
+class Kind(enum.Enum):
+    """The four gRPC call shapes."""
+
+    UNARY = "unary"
+    SERVER_STREAM = "server_stream"
+    CLIENT_STREAM = "client_stream"
+    BIDI_STREAM = "bidi_stream"
+
+    @property
+    def client_streaming(self) -> bool:
+        return self in (Kind.CLIENT_STREAM, Kind.BIDI_STREAM)
+
+    @property
+    def server_streaming(self) -> bool:
+        return self in (Kind.SERVER_STREAM, Kind.BIDI_STREAM)
+
+
+@dataclass(frozen=True)
+class HttpRule:
+    """One ``google.api.http`` binding of a method."""
+
+    method: str
+    path: str
+    body: str = ""
+    response_body: str = ""
+    custom: bool = False
+
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+@dataclass(frozen=True)
+class Method(Generic[Req, Resp]):
+    """One rpc: ``name`` is ``"Greeter.SayHello"``, ``path`` the gRPC path.
+
+    Generic in its request and response types, so calls through it are typed end to end.
+    """
+
+    name: str
+    path: str
+    kind: Kind
+    request_type: type[Req]
+    response_type: type[Resp]
+    handler_attr: str
+    http_rules: tuple[HttpRule, ...] = ()
+    deprecated: bool = False
+    doc: str = ""
+
+
+#: A method whose message types do not matter where it is used.
+AnyMethod = Method[Any, Any]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One proto service: ``name`` is the full proto name (``"helloworld.v1.Greeter"``)."""
+
+    name: str
+    methods: tuple[AnyMethod, ...]
+    deprecated: bool = False
+    doc: str = ""

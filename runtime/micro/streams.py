@@ -1,0 +1,187 @@
+"""Client-side streaming call objects returned by :class:`micro.Stub` methods.
+
+Both are async context managers; leaving the block (or ``aclose()``) cancels the call
+if it has not completed (the server handler sees ``CancelledError``). A call also
+opens lazily on first use, so plain ``async for`` works; breaking out of such a loop
+without ``async with``/``aclose()`` leaves the call open until garbage collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+from micro.metadata import MetadataView
+from micro.transport.base import OutboundCall
+
+__all__ = ["BidiStream", "ServerStream"]
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+#: opens the call (with retries and middleware) -> (open call, first message or None)
+ServerStreamOpener = Callable[[], Awaitable[tuple[OutboundCall, Any]]]
+BidiOpener = Callable[[], Awaitable[OutboundCall]]
+
+
+class ServerStream(AsyncIterator[Resp], Generic[Resp]):
+    """Responses of a server-streaming call: ``async for item in stream``.
+
+    Opening (on ``__aenter__`` or the first ``__anext__``) sends the request and waits
+    for the first response message, so connection failures and early errors surface
+    there, and are retried on another node when possible.
+    """
+
+    def __init__(self, opener: ServerStreamOpener) -> None:
+        self._opener = opener
+        self._call: OutboundCall | None = None
+        self._first: Any = None
+        self._has_first = False
+        self._done = False
+
+    async def _open(self) -> OutboundCall:
+        if self._call is None:
+            if self._done:
+                raise RuntimeError("stream is closed")
+            self._call, self._first = await self._opener()
+            self._has_first = True
+        return self._call
+
+    @property
+    def headers(self) -> MetadataView | None:
+        """Response headers (after the stream was opened)."""
+        return None if self._call is None else self._call.headers
+
+    @property
+    def trailers(self) -> MetadataView | None:
+        """Response trailers (after the stream ended)."""
+        return None if self._call is None else self._call.trailers
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Resp:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            call = await self._open()
+            if self._has_first:
+                self._has_first = False
+                item = self._first
+                self._first = None
+            else:
+                item = await call.recv()
+        except BaseException:
+            await self.aclose()
+            raise
+        if item is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return item  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Cancel the call if it is still running; idempotent."""
+        self._done = True
+        self._has_first = False
+        if self._call is not None:
+            await self._call.aclose()
+
+
+class BidiStream(Generic[Req, Resp]):
+    """A bidirectional-streaming call; use as ``async with stub.chat() as stream``.
+
+    :meth:`send` and :meth:`recv` interleave freely (also from two tasks).
+    :meth:`recv` returns ``None`` once the server ended the stream with an OK status
+    (an error status raises :class:`micro.errors.Error`); ``async for`` iterates the
+    remaining responses. :meth:`close_send` half-closes the request side.
+    """
+
+    def __init__(self, opener: BidiOpener) -> None:
+        self._opener = opener
+        self._call: OutboundCall | None = None
+        self._send_closed = False
+        self._done = False
+        self._closed = False
+
+    async def _open(self) -> OutboundCall:
+        if self._call is None:
+            if self._done:
+                raise RuntimeError("stream is closed")
+            self._call = await self._opener()
+        return self._call
+
+    @property
+    def headers(self) -> MetadataView | None:
+        return None if self._call is None else self._call.headers
+
+    @property
+    def trailers(self) -> MetadataView | None:
+        return None if self._call is None else self._call.trailers
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def send(self, message: Req) -> None:
+        if self._closed:
+            raise RuntimeError("stream is closed")
+        if self._send_closed:
+            raise RuntimeError("send after close_send()")
+        call = await self._open()
+        await call.send(message)
+
+    async def close_send(self) -> None:
+        """Half-close: tell the server no more requests follow. Idempotent."""
+        if self._send_closed or self._closed:
+            return
+        call = await self._open()
+        self._send_closed = True
+        await call.end()
+
+    async def recv(self) -> Resp | None:
+        """The next response, or ``None`` when the server ended the stream."""
+        if self._done:
+            return None
+        call = await self._open()
+        item = await call.recv()
+        if item is None:
+            self._done = True
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Resp]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Resp]:
+        while True:
+            item = await self.recv()
+            if item is None:
+                return
+            yield item
+
+    async def aclose(self) -> None:
+        """Cancel the call if it is still running; idempotent."""
+        self._done = True
+        self._closed = True
+        if self._call is not None:
+            await self._call.aclose()

@@ -1,0 +1,122 @@
+"""The transport boundary: what the server dispatcher and the client need from HTTP/2.
+
+Nothing outside :mod:`micro.transport` imports grpclib's client/server machinery; the
+dispatcher (:mod:`micro.server`) and the client (:mod:`micro.client`) speak only
+these Protocols.
+
+Server side: a :class:`ServerTransport` is built from the routes (gRPC path ->
+:class:`~micro.spec.Method`) and a :data:`Dispatch` coroutine; it calls
+``dispatch(call)`` with one :class:`InboundCall` per incoming RPC.
+
+Client side: a :class:`ClientTransport` opens one :class:`OutboundCall` per RPC to a
+node address. Every error an OutboundCall raises is a :class:`micro.errors.Error`
+(connection failures and lost connections are 503/``UNAVAILABLE``, deadline
+expiry 408/``DEADLINE_EXCEEDED``, undecodable responses 500/``INTERNAL``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from micro.errors import Error
+from micro.metadata import MetadataView, Pairs
+from micro.spec import AnyMethod
+
+__all__ = ["ClientTransport", "Dispatch", "InboundCall", "OutboundCall", "ServerTransport"]
+
+
+class InboundCall(Protocol):
+    """One incoming RPC (server side)."""
+
+    @property
+    def method(self) -> AnyMethod: ...
+
+    @property
+    def metadata(self) -> MetadataView: ...
+
+    @property
+    def deadline(self) -> float | None:
+        """Absolute ``time.monotonic()`` deadline sent by the client, or ``None``."""
+        ...
+
+    @property
+    def peer(self) -> str: ...
+
+    async def recv(self) -> Any | None:
+        """The next request message, ``None`` once the client half-closed.
+
+        Raises :class:`micro.codec.DecodeError` on undecodable bytes."""
+        ...
+
+    async def send_header(self, metadata: Pairs) -> None:
+        """Send response headers now (implicitly empty before the first :meth:`send`)."""
+        ...
+
+    async def send(self, message: Any) -> None: ...
+
+    async def finish(self, error: Error | None, trailers: Pairs) -> None:
+        """End the call: OK if ``error`` is None, else the error's status + ``micro-error``."""
+        ...
+
+
+Dispatch = Callable[[InboundCall], Awaitable[None]]
+
+
+class ServerTransport(Protocol):
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Bind and serve; returns the actual (host, port) (``port=0``: a free one)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop listening, drop connections, cancel remaining calls and wait for them."""
+        ...
+
+
+class OutboundCall(Protocol):
+    """One outgoing RPC (client side). Use :meth:`start` first, :meth:`aclose` always."""
+
+    @property
+    def messages_received(self) -> int: ...
+
+    @property
+    def headers(self) -> MetadataView | None:
+        """Response headers, once received."""
+        ...
+
+    @property
+    def trailers(self) -> MetadataView | None:
+        """Response trailers, once received."""
+        ...
+
+    async def start(self) -> None:
+        """Connect and send the request headers."""
+        ...
+
+    async def send(self, message: Any, *, end: bool = False) -> None: ...
+
+    async def end(self) -> None:
+        """Half-close the request stream."""
+        ...
+
+    async def recv(self) -> Any | None:
+        """Next response message; ``None`` at the end (after an OK status was received)."""
+        ...
+
+    async def finish(self) -> None:
+        """Wait for the final status; raise :class:`~micro.errors.Error` if not OK."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the call; cancels it (RST_STREAM) if it has not completed."""
+        ...
+
+
+class ClientTransport(Protocol):
+    def open(
+        self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
+    ) -> OutboundCall:
+        """Prepare a call to ``address`` (``host:port``); nothing is sent yet."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,413 @@
+"""grpclib implementation of the transport boundary (HTTP/2, plain TCP)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import h2.exceptions
+from grpclib.client import Channel
+from grpclib.client import Stream as ClientStream
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+from grpclib.metadata import decode_grpc_message, decode_metadata
+from grpclib.protocol import H2Protocol
+from grpclib.server import Server
+from grpclib.server import Stream as ServerStream
+
+from micro.codec import DecodeError, EncodeError, MessageCodec
+from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
+from micro.metadata import MetadataView, Pairs
+from micro.spec import AnyMethod, Kind
+from micro.transport.base import Dispatch
+
+__all__ = [
+    "GrpclibClientTransport",
+    "GrpclibServerTransport",
+    "format_address",
+    "parse_address",
+]
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID = "micro.client"
+
+_CARDINALITY = {
+    Kind.UNARY: Cardinality.UNARY_UNARY,
+    Kind.SERVER_STREAM: Cardinality.UNARY_STREAM,
+    Kind.CLIENT_STREAM: Cardinality.STREAM_UNARY,
+    Kind.BIDI_STREAM: Cardinality.STREAM_STREAM,
+}
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"host:port"`` / ``"[v6]:port"`` -> (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"address must be 'host:port', got {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# -- server ---------------------------------------------------------------------------
+
+
+class _InboundCall:
+    """An incoming RPC on a grpclib server stream."""
+
+    def __init__(self, stream: ServerStream[Any, Any], method: AnyMethod) -> None:
+        self._stream = stream
+        self._method = method
+        self._header_sent = False
+        metadata = stream.metadata
+        self._metadata = MetadataView(list(metadata.items()) if metadata is not None else [])
+        deadline = stream.deadline
+        self._deadline = None if deadline is None else time.monotonic() + deadline.time_remaining()
+        peer = ""
+        try:
+            addr = stream.peer.addr()
+        except Exception:  # pragma: no cover - transport without peer info
+            addr = None
+        if addr:
+            peer = format_address(str(addr[0]), int(addr[1]))
+        self._peer = peer
+
+    @property
+    def method(self) -> AnyMethod:
+        return self._method
+
+    @property
+    def metadata(self) -> MetadataView:
+        return self._metadata
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    @property
+    def peer(self) -> str:
+        return self._peer
+
+    async def recv(self) -> Any | None:
+        return await self._stream.recv_message()
+
+    async def send_header(self, metadata: Pairs) -> None:
+        if self._header_sent:
+            return
+        self._header_sent = True
+        await self._stream.send_initial_metadata(metadata=metadata)
+
+    async def send(self, message: Any) -> None:
+        if not self._header_sent:
+            await self.send_header([])
+        await self._stream.send_message(message)
+
+    async def finish(self, error: Error | None, trailers: Pairs) -> None:
+        try:
+            if error is None:
+                await self._stream.send_trailing_metadata(metadata=trailers)
+            else:
+                await self._stream.send_trailing_metadata(
+                    status=error.grpc_status,
+                    status_message=error.detail,
+                    metadata=[*trailers, (ERROR_METADATA_KEY, error.to_json())],
+                )
+        except (h2.exceptions.StreamClosedError, StreamTerminatedError):
+            log.debug("client went away before the status of %s was sent", self._method.path)
+
+
+class _Server(Server):
+    """grpclib Server that remembers its connections so close() can drop them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol: H2Protocol = super()._protocol_factory()
+        self._protocols.add(protocol)
+        return protocol
+
+    def drop_connections(self) -> None:
+        for protocol in list(self._protocols):
+            connection = getattr(protocol, "connection", None)
+            if connection is not None:
+                connection.close()
+
+
+class GrpclibServerTransport:
+    """Serves ``routes`` (gRPC path -> Method) over grpclib, calling ``dispatch`` per RPC."""
+
+    def __init__(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> None:
+        self._routes = dict(routes)
+        self._dispatch = dispatch
+        self._server: _Server | None = None
+
+    def __mapping__(self) -> dict[str, Handler]:
+        return {
+            path: Handler(
+                self._make_handler(method),
+                _CARDINALITY[method.kind],
+                method.request_type,
+                method.response_type,
+            )
+            for path, method in self._routes.items()
+        }
+
+    def _make_handler(self, method: AnyMethod) -> Any:
+        dispatch = self._dispatch
+
+        async def handle(stream: ServerStream[Any, Any]) -> None:
+            await dispatch(_InboundCall(stream, method))
+
+        return handle
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        if self._server is not None:
+            raise RuntimeError("transport already started")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family)
+        try:
+            server = _Server([self], codec=MessageCodec())
+            await server.start(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._server = server
+        bound = sock.getsockname()
+        return str(bound[0]), int(bound[1])
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        server.drop_connections()
+        await server.wait_closed()
+
+
+# -- client ---------------------------------------------------------------------------
+
+
+class _OutboundCall:
+    """An outgoing RPC on a grpclib client stream; raises only micro Errors."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        address: str,
+        method: AnyMethod,
+        metadata: Pairs,
+        deadline: float | None,
+    ) -> None:
+        self._address = address
+        self._method = method
+        self._deadline = deadline
+        timeout = None if deadline is None else deadline - time.monotonic()
+        self._stream: ClientStream[Any, Any] = channel.request(
+            method.path,
+            _CARDINALITY[method.kind],
+            method.request_type,
+            method.response_type,
+            timeout=timeout,
+            metadata=metadata,
+        )
+        self._entered = False
+        self._finished = False
+        self._received = 0
+
+    @property
+    def messages_received(self) -> int:
+        return self._received
+
+    @property
+    def headers(self) -> MetadataView | None:
+        md = self._stream.initial_metadata
+        return None if md is None else MetadataView(list(md.items()))
+
+    @property
+    def trailers(self) -> MetadataView | None:
+        md = self._stream.trailing_metadata
+        return None if md is None else MetadataView(list(md.items()))
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except Error:
+            raise
+        except GRPCError as exc:
+            self._finished = True
+            raise from_grpc(exc.status, exc.message, self._stream.trailing_metadata) from None
+        except TimeoutError:  # asyncio.TimeoutError: grpclib's deadline timer fired
+            raise Error(
+                CLIENT_ID,
+                408,
+                f"{self._method.name}: deadline exceeded",
+                grpc_status=Status.DEADLINE_EXCEEDED,
+            ) from None
+        except StreamTerminatedError as exc:
+            status_error = self._status_after_reset()
+            if status_error is not None:
+                self._finished = True
+                raise status_error from None
+            raise Error(
+                CLIENT_ID,
+                503,
+                f"{self._method.name}: connection to {self._address} lost: {exc}",
+                grpc_status=Status.UNAVAILABLE,
+            ) from None
+        except (OSError, h2.exceptions.StreamClosedError) as exc:
+            raise Error(
+                CLIENT_ID,
+                503,
+                f"{self._method.name}: cannot reach {self._address}: {exc}",
+                grpc_status=Status.UNAVAILABLE,
+            ) from None
+        except DecodeError as exc:
+            raise Error(
+                CLIENT_ID,
+                500,
+                f"{self._method.name}: invalid response from {self._address}: {exc}",
+                grpc_status=Status.INTERNAL,
+            ) from None
+        except (ProtocolError, EncodeError, h2.exceptions.ProtocolError) as exc:
+            raise Error(
+                CLIENT_ID,
+                500,
+                f"{self._method.name}: {type(exc).__name__}: {exc}",
+                grpc_status=Status.INTERNAL,
+            ) from None
+
+    def _status_after_reset(self) -> Error | None:
+        """The status the server sent before resetting the stream, if it sent one."""
+        h2_stream = getattr(self._stream, "_stream", None)
+        trailers = getattr(h2_stream, "trailers", None)
+        if trailers is None:
+            trailers = getattr(h2_stream, "headers", None)
+        if not trailers:
+            return None
+        raw = dict(trailers)
+        try:
+            status = Status(int(raw["grpc-status"]))
+        except (KeyError, ValueError):
+            return None
+        if status is Status.OK:
+            return None
+        message = raw.get("grpc-message")
+        return from_grpc(
+            status,
+            None if message is None else decode_grpc_message(message),
+            decode_metadata(trailers),
+        )
+
+    async def start(self) -> None:
+        with self._errors():
+            await self._stream.__aenter__()
+            self._entered = True
+            await self._stream.send_request()
+
+    async def send(self, message: Any, *, end: bool = False) -> None:
+        with self._errors():
+            await self._stream.send_message(message, end=end)
+
+    async def end(self) -> None:
+        if self._finished:
+            return
+        with self._errors():
+            await self._stream.end()
+
+    async def recv(self) -> Any | None:
+        with self._errors():
+            message = await self._stream.recv_message()
+            if message is None:
+                await self._finish()
+                return None
+            self._received += 1
+            return message
+
+    async def _finish(self) -> None:
+        if self._finished:
+            return
+        if self._stream.initial_metadata is None:
+            await self._stream.recv_initial_metadata()
+        if not self._finished:
+            # The server may end the call before the client half-closed (e.g. an error
+            # status mid bidi-stream). HTTP/2 allows reading its trailers then, but
+            # grpclib 0.4 refuses to until the outgoing side ended: lift that guard.
+            self._stream._end_done = True
+            await self._stream.recv_trailing_metadata()
+        self._finished = True
+
+    async def finish(self) -> None:
+        with self._errors():
+            await self._finish()
+
+    async def aclose(self) -> None:
+        if not self._entered:
+            return
+        self._entered = False
+        # Exiting as "cancelled" never waits for the peer: it resets the HTTP/2 stream
+        # if still open (cancelling the call server-side) and releases it.
+        cancelled = asyncio.CancelledError()
+        try:
+            await self._stream.__aexit__(asyncio.CancelledError, cancelled, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - best effort cleanup
+            log.debug("error while closing call %s", self._method.path, exc_info=True)
+
+
+class GrpclibClientTransport:
+    """One grpclib :class:`~grpclib.client.Channel` (one HTTP/2 connection) per address."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, Channel] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._codec = MessageCodec()
+
+    def _channel(self, address: str) -> Channel:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # channels are bound to the loop that created them (e.g. a new asyncio.run)
+            self._discard()
+            self._loop = loop
+        channel = self._channels.get(address)
+        if channel is None:
+            host, port = parse_address(address)
+            channel = Channel(host, port, codec=self._codec)
+            self._channels[address] = channel
+        return channel
+
+    def _discard(self) -> None:
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            try:
+                channel.close()
+            except Exception:  # pragma: no cover - loop already closed
+                log.debug("error closing channel", exc_info=True)
+
+    def open(
+        self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
+    ) -> _OutboundCall:
+        return _OutboundCall(self._channel(address), address, method, metadata, deadline)
+
+    def forget(self, address: str) -> None:
+        """Close and drop the channel to ``address`` (e.g. after its node died)."""
+        channel = self._channels.pop(address, None)
+        if channel is not None:
+            channel.close()
+
+    async def close(self) -> None:
+        self._discard()
