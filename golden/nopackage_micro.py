@@ -29,6 +29,8 @@ BARE_PING = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="Pong",
+    response_name="Pong",
 )
 BARE_SPEC = _micro.ServiceSpec(
     name="Bare",
@@ -77,6 +79,8 @@ OTHER_PING = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="Pong",
+    response_name="Pong",
 )
 OTHER_SPEC = _micro.ServiceSpec(
     name="Other",

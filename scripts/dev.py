@@ -58,6 +58,7 @@ def main() -> None:
         "demo": [str(PY), "examples/helloworld/demo.py"],
         "test": [str(PY), "-m", "pytest", *sys.argv[2:]],
         "lint": [str(PY), "-m", "ruff", "check", "."],
+        "format": [str(PY), "-m", "ruff", "format", "--check", "."],
         "typecheck": [str(PY), "-m", "mypy"],
     }
     what = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -66,6 +67,7 @@ def main() -> None:
     ensure_venv()
     if what == "test":
         run(commands["lint"])
+        run(commands["format"])
         run(commands["typecheck"])
     run(commands[what])
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import micro
 from gen.helloworld.v1 import HelloReply, HelloRequest
 from gen.helloworld.v1.helloworld_micro import GreeterHandler, register_greeter_handler
+
+import micro
 
 
 class Greeter(GreeterHandler):

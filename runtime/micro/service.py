@@ -68,8 +68,8 @@ def _endpoint(method: AnyMethod) -> Endpoint:
         name=method.name,
         path=method.path,
         kind=method.kind.value,
-        request=_type_name(method.request_type),
-        response=_type_name(method.response_type),
+        request=method.request_name or _type_name(method.request_type),
+        response=method.response_name or _type_name(method.response_type),
         metadata=metadata,
     )
 

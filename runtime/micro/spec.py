@@ -60,6 +60,9 @@ class Method(Generic[Req, Resp]):
     http_rules: tuple[HttpRule, ...] = ()
     deprecated: bool = False
     doc: str = ""
+    #: full proto names of the message types, e.g. ``"helloworld.v1.HelloRequest"``
+    request_name: str = ""
+    response_name: str = ""
 
 
 #: A method whose message types do not matter where it is used.

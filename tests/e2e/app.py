@@ -10,7 +10,6 @@ import os
 from collections.abc import AsyncIterator
 
 import micro
-
 from golden.helloworld.v1 import HelloReply, HelloRequest
 from golden.helloworld.v1.helloworld_micro import (
     GreeterClient,

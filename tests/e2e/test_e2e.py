@@ -6,15 +6,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import micro
 import pytest
-from micro.registry.local import LocalRegistry
 
+import micro
 from golden.helloworld.v1.helloworld_micro import GreeterClient
 from golden.names.v1 import Context as NamesContext
 from golden.names.v1.names_micro import KeywordsClient
 from golden.streaming.v1 import ChatMessage, CountRequest, EchoRequest, SumRequest
 from golden.streaming.v1.streaming_micro import StreamerClient
+from micro.registry.local import LocalRegistry
 from tests.cluster import Cluster
 from tests.e2e.app import call_all_kinds, call_keywords, greet
 

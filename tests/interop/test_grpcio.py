@@ -11,9 +11,9 @@ from types import ModuleType
 from typing import Any
 
 import grpc
-import micro
 import pytest
 
+import micro
 from golden.streaming.v1 import ChatMessage, CountRequest, EchoRequest, SumRequest
 from golden.streaming.v1.streaming_micro import StreamerClient
 from tests.cluster import Cluster

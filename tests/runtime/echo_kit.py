@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import betterproto2
+
 import micro
 from micro.registry import MemoryRegistry
 

@@ -6,9 +6,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import micro
 import pytest
 from echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving, wait_for
+
+import micro
 from micro.errors import Status
 
 pytestmark = pytest.mark.timeout(60)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from echo_kit import ECHO
+
 from micro.context import Context, current, outgoing_deadline, outgoing_metadata, use
 from micro.metadata import MetadataView, to_pairs
 

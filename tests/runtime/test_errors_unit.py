@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pickle
 
-import micro
 import pytest
+
+import micro
 from micro import errors
 from micro.errors import Error, Status
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import micro
 import pytest
 from echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving
+
+import micro
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,6 +6,7 @@ import collections
 import threading
 
 import pytest
+
 from micro.registry import Node
 from micro.selector import NoNodes, Random, RoundRobin, Selector, from_env, selectors
 

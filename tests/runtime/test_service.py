@@ -9,10 +9,11 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
 
-import micro
-import micro.client
 import pytest
 from echo_kit import ECHO_SPEC, Echo, EchoClient, EchoReply, EchoRequest, serving, wait_for
+
+import micro
+import micro.client
 from micro import defaults
 from micro.errors import Status
 from micro.health import ServingStatus

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-import micro
 import pytest
 from echo_kit import ECHO, EchoClient, EchoRequest, serving
 from grpclib.client import Channel
@@ -15,6 +14,8 @@ from grpclib.const import Cardinality, Handler
 from grpclib.encoding.base import CodecBase
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server, Stream
+
+import micro
 from micro.errors import Status
 from micro.health import HealthCheckRequest, HealthCheckResponse, ServingStatus
 

@@ -32,6 +32,8 @@ ARCHIVE_STORE = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="Store saves a thing. It ends with a backslash \\",
+    request_name="docs.v1.Thing",
+    response_name="docs.v1.Thing",
 )
 ARCHIVE_FETCH = _micro.Method(
     name="Archive.Fetch",
@@ -43,6 +45,8 @@ ARCHIVE_FETCH = _micro.Method(
     http_rules=(),
     deprecated=True,
     doc="Fetch is deprecated; use Store.",
+    request_name="docs.v1.Thing",
+    response_name="docs.v1.Thing",
 )
 ARCHIVE_SPEC = _micro.ServiceSpec(
     name="docs.v1.Archive",
@@ -124,6 +128,8 @@ LIBRARY_LEND = _micro.Method(
     http_rules=(),
     deprecated=True,
     doc="",
+    request_name="docs.v1.Thing",
+    response_name="docs.v1.Thing",
 )
 LIBRARY_RETURN = _micro.Method(
     name="Library.Return",
@@ -135,6 +141,8 @@ LIBRARY_RETURN = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="Return gives a thing back (a trailing comment).",
+    request_name="docs.v1.Thing",
+    response_name="docs.v1.Thing",
 )
 LIBRARY_SPEC = _micro.ServiceSpec(
     name="docs.v1.Library",

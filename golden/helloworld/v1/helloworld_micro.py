@@ -25,6 +25,8 @@ GREETER_SAY_HELLO = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="SayHello greets one person by name.",
+    request_name="helloworld.v1.HelloRequest",
+    response_name="helloworld.v1.HelloReply",
 )
 GREETER_SPEC = _micro.ServiceSpec(
     name="helloworld.v1.Greeter",

@@ -48,6 +48,8 @@ BOOKS_GET_BOOK = _micro.Method(
     ),
     deprecated=False,
     doc="",
+    request_name="httpapi.v1.GetBookRequest",
+    response_name="httpapi.v1.Book",
 )
 BOOKS_CREATE_BOOK = _micro.Method(
     name="Books.CreateBook",
@@ -67,6 +69,8 @@ BOOKS_CREATE_BOOK = _micro.Method(
     ),
     deprecated=False,
     doc="",
+    request_name="httpapi.v1.CreateBookRequest",
+    response_name="httpapi.v1.Book",
 )
 BOOKS_UPDATE_BOOK = _micro.Method(
     name="Books.UpdateBook",
@@ -86,6 +90,8 @@ BOOKS_UPDATE_BOOK = _micro.Method(
     ),
     deprecated=False,
     doc="",
+    request_name="httpapi.v1.Book",
+    response_name="httpapi.v1.Book",
 )
 BOOKS_DELETE_BOOK = _micro.Method(
     name="Books.DeleteBook",
@@ -105,6 +111,8 @@ BOOKS_DELETE_BOOK = _micro.Method(
     ),
     deprecated=False,
     doc="",
+    request_name="httpapi.v1.GetBookRequest",
+    response_name="httpapi.v1.Book",
 )
 BOOKS_PUT_BOOK = _micro.Method(
     name="Books.PutBook",
@@ -124,6 +132,8 @@ BOOKS_PUT_BOOK = _micro.Method(
     ),
     deprecated=False,
     doc="",
+    request_name="httpapi.v1.Book",
+    response_name="httpapi.v1.Book",
 )
 BOOKS_WATCH = _micro.Method(
     name="Books.Watch",
@@ -143,6 +153,8 @@ BOOKS_WATCH = _micro.Method(
     ),
     deprecated=False,
     doc="",
+    request_name="httpapi.v1.GetBookRequest",
+    response_name="httpapi.v1.Book",
 )
 BOOKS_PLAIN = _micro.Method(
     name="Books.Plain",
@@ -154,6 +166,8 @@ BOOKS_PLAIN = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="httpapi.v1.Book",
+    response_name="httpapi.v1.Book",
 )
 BOOKS_SPEC = _micro.ServiceSpec(
     name="httpapi.v1.Books",

@@ -56,6 +56,8 @@ KEYWORDS_IMPORT = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_CLASS = _micro.Method(
     name="Keywords.class",
@@ -67,6 +69,8 @@ KEYWORDS_CLASS = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_NONE = _micro.Method(
     name="Keywords.None",
@@ -78,6 +82,8 @@ KEYWORDS_NONE = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_MATCH = _micro.Method(
     name="Keywords.match",
@@ -89,6 +95,8 @@ KEYWORDS_MATCH = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_PRINT = _micro.Method(
     name="Keywords.print",
@@ -100,6 +108,8 @@ KEYWORDS_PRINT = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_TYPE = _micro.Method(
     name="Keywords.type",
@@ -111,6 +121,8 @@ KEYWORDS_TYPE = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_TIMEOUT = _micro.Method(
     name="Keywords.Timeout",
@@ -122,6 +134,8 @@ KEYWORDS_TIMEOUT = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_METADATA = _micro.Method(
     name="Keywords.Metadata",
@@ -133,6 +147,8 @@ KEYWORDS_METADATA = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_REQUEST = _micro.Method(
     name="Keywords.Request",
@@ -144,6 +160,8 @@ KEYWORDS_REQUEST = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_SELF = _micro.Method(
     name="Keywords.self",
@@ -155,6 +173,8 @@ KEYWORDS_SELF = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS__PRIVATE = _micro.Method(
     name="Keywords._private",
@@ -166,6 +186,8 @@ KEYWORDS__PRIVATE = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS___INIT__ = _micro.Method(
     name="Keywords.__init__",
@@ -177,6 +199,8 @@ KEYWORDS___INIT__ = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Client",
 )
 KEYWORDS_SPEC = _micro.ServiceSpec(
     name="names.v1.Keywords",
@@ -407,6 +431,8 @@ GREETER_HELLO = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Handler",
+    response_name="names.v1.Error",
 )
 GREETER_SPEC = _micro.ServiceSpec(
     name="names.v1.Greeter",
@@ -457,6 +483,8 @@ GREETER_SERVICE_HELLO = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Handler",
+    response_name="names.v1.GreeterClient",
 )
 GREETER_SERVICE_SPEC = _micro.ServiceSpec(
     name="names.v1.GreeterService",
@@ -506,6 +534,8 @@ SHADOWS_FLOAT = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Context",
 )
 SHADOWS_CONTEXT = _micro.Method(
     name="Shadows.Context",
@@ -517,6 +547,8 @@ SHADOWS_CONTEXT = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Context",
+    response_name="names.v1.Context",
 )
 SHADOWS_ERROR_ = _micro.Method(
     name="Shadows.Error_",
@@ -528,6 +560,8 @@ SHADOWS_ERROR_ = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="names.v1.Error",
+    response_name="names.v1.Error",
 )
 SHADOWS_SPEC = _micro.ServiceSpec(
     name="names.v1.Shadows",

@@ -24,6 +24,8 @@ PROFILES_UPDATE = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="optional.v1.Profile",
+    response_name="optional.v1.Profile",
 )
 PROFILES_SPEC = _micro.ServiceSpec(
     name="optional.v1.Profiles",

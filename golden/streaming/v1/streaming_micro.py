@@ -34,6 +34,8 @@ STREAMER_ECHO = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="Echo answers with the request text; `fail` raises, `sleep_ms` waits first.",
+    request_name="streaming.v1.EchoRequest",
+    response_name="streaming.v1.EchoReply",
 )
 STREAMER_COUNT = _micro.Method(
     name="Streamer.Count",
@@ -45,6 +47,8 @@ STREAMER_COUNT = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="Count streams the numbers 1..to.",
+    request_name="streaming.v1.CountRequest",
+    response_name="streaming.v1.CountReply",
 )
 STREAMER_SUM = _micro.Method(
     name="Streamer.Sum",
@@ -56,6 +60,8 @@ STREAMER_SUM = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="Sum adds up a stream of numbers.",
+    request_name="streaming.v1.SumRequest",
+    response_name="streaming.v1.SumReply",
 )
 STREAMER_CHAT = _micro.Method(
     name="Streamer.Chat",
@@ -67,6 +73,8 @@ STREAMER_CHAT = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="Chat answers each message as it arrives.",
+    request_name="streaming.v1.ChatMessage",
+    response_name="streaming.v1.ChatMessage",
 )
 STREAMER_SPEC = _micro.ServiceSpec(
     name="streaming.v1.Streamer",

@@ -26,6 +26,8 @@ CLOCK_NOW = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="google.protobuf.Empty",
+    response_name="google.protobuf.Timestamp",
 )
 CLOCK_RESET = _micro.Method(
     name="Clock.Reset",
@@ -37,6 +39,8 @@ CLOCK_RESET = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="google.protobuf.Timestamp",
+    response_name="google.protobuf.Empty",
 )
 CLOCK_SPEC = _micro.ServiceSpec(
     name="wkt.v1.Clock",

@@ -28,6 +28,8 @@ ORDER_QUOTE = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="shop.common.v1.Money.Range",
+    response_name="shop.orders.v1.Order.Line",
 )
 ORDER_PLACE = _micro.Method(
     name="OrderService.Place",
@@ -39,6 +41,8 @@ ORDER_PLACE = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="shop.orders.v1.Order",
+    response_name="shop.common.v1.Money",
 )
 ORDER_SPEC = _micro.ServiceSpec(
     name="shop.orders.v1.OrderService",

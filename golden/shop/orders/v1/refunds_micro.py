@@ -25,6 +25,8 @@ REFUNDS_REFUND = _micro.Method(
     http_rules=(),
     deprecated=False,
     doc="",
+    request_name="shop.orders.v1.Order",
+    response_name="shop.orders.v1.RefundReceipt",
 )
 REFUNDS_SPEC = _micro.ServiceSpec(
     name="shop.orders.v1.Refunds",
