@@ -232,6 +232,11 @@ def _build_file(proto: FileDescriptorProto, naming: MessageNaming, options: Opti
     expr: dict[str, str] = {}
     for ref in sorted(refs.values(), key=lambda r: (r.module, r.attr)):
         head, _, rest = ref.attr.partition(".")
+        if not is_package_name(head):
+            raise ModelError(
+                f"{proto.name}: message {ref.proto_name} becomes the Python class {head!r}, "
+                "which Python cannot import; rename the message"
+            )
         alias = names.claim(head)
         imports.append(Import(_relative(directory, ref.module), head, alias))
         expr[ref.proto_name] = f"{alias}.{rest}" if rest else alias

@@ -95,6 +95,24 @@ def test_rpc_names_that_collide_in_python_are_reported(tmp_path: Path) -> None:
     assert "Traceback" not in text
 
 
+def test_a_message_whose_class_name_is_a_keyword_is_reported(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "k.proto",
+        """
+        syntax = "proto3";
+        package k;
+        service S { rpc Do(none) returns (none); }
+        message none {}
+        """,
+    )
+    with pytest.raises(ProtocError) as info:
+        protoc(["k.proto"], proto_path=[str(tmp_path)], out=tmp_path / "o", betterproto2=False)
+    text = str(info.value)
+    assert "k.proto" in text and "k.none" in text and "'None'" in text
+    assert "Traceback" not in text
+
+
 def test_source_relative_into_a_non_package_directory_is_reported(tmp_path: Path) -> None:
     write(tmp_path, "my-protos/a.proto", SIMPLE)
     with pytest.raises(ProtocError, match="my-protos"):
