@@ -25,28 +25,16 @@ ServerStreamOpener = Callable[[], Awaitable[tuple[OutboundCall, Any]]]
 BidiOpener = Callable[[], Awaitable[OutboundCall]]
 
 
-class ServerStream(AsyncIterator[Resp], Generic[Resp]):
-    """Responses of a server-streaming call: ``async for item in stream``.
+class _CallStream:
+    """What both stream kinds share: the open call, its metadata, and ``async with``."""
 
-    Opening (on ``__aenter__`` or the first ``__anext__``) sends the request and waits
-    for the first response message, so connection failures and early errors surface
-    there, and are retried on another node when possible.
-    """
-
-    def __init__(self, opener: ServerStreamOpener) -> None:
-        self._opener = opener
-        self._call: OutboundCall | None = None
-        self._first: Any = None
-        self._has_first = False
-        self._done = False
+    _call: OutboundCall | None = None
 
     async def _open(self) -> OutboundCall:
-        if self._call is None:
-            if self._done:
-                raise RuntimeError("stream is closed")
-            self._call, self._first = await self._opener()
-            self._has_first = True
-        return self._call
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
 
     @property
     def headers(self) -> MetadataView | None:
@@ -69,6 +57,30 @@ class ServerStream(AsyncIterator[Resp], Generic[Resp]):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class ServerStream(_CallStream, AsyncIterator[Resp], Generic[Resp]):
+    """Responses of a server-streaming call: ``async for item in stream``.
+
+    Opening (on ``__aenter__`` or the first ``__anext__``) sends the request and waits
+    for the first response message, so connection failures and early errors surface
+    there, and are retried on another node when possible.
+    """
+
+    def __init__(self, opener: ServerStreamOpener) -> None:
+        self._opener = opener
+        self._call: OutboundCall | None = None
+        self._first: Any = None
+        self._has_first = False
+        self._done = False
+
+    async def _open(self) -> OutboundCall:
+        if self._call is None:
+            if self._done:
+                raise RuntimeError("stream is closed")
+            self._call, self._first = await self._opener()
+            self._has_first = True
+        return self._call
 
     def __aiter__(self) -> Self:
         return self
@@ -100,7 +112,7 @@ class ServerStream(AsyncIterator[Resp], Generic[Resp]):
             await self._call.aclose()
 
 
-class BidiStream(Generic[Req, Resp]):
+class BidiStream(_CallStream, Generic[Req, Resp]):
     """A bidirectional-streaming call; use as ``async with stub.chat() as stream``.
 
     :meth:`send` and :meth:`recv` interleave freely (also from two tasks).
@@ -122,26 +134,6 @@ class BidiStream(Generic[Req, Resp]):
                 raise RuntimeError("stream is closed")
             self._call = await self._opener()
         return self._call
-
-    @property
-    def headers(self) -> MetadataView | None:
-        return None if self._call is None else self._call.headers
-
-    @property
-    def trailers(self) -> MetadataView | None:
-        return None if self._call is None else self._call.trailers
-
-    async def __aenter__(self) -> Self:
-        await self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def send(self, message: Req) -> None:
         if self._closed:
