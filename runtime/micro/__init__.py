@@ -12,7 +12,7 @@ from micro.metadata import Metadata, MetadataView
 from micro.registry import Endpoint, MemoryRegistry, Node, Registry, ServiceRecord
 from micro.selector import Random, RoundRobin, Selector
 from micro.server import Handler, HandlerCall, HandlerNext, ServerMiddleware
-from micro.service import Service
+from micro.service import Service, StartError
 from micro.spec import HttpRule, Kind, Method, ServiceSpec
 from micro.streams import BidiStream, ServerStream
 from micro.stub import Stub
@@ -45,6 +45,7 @@ __all__ = [
     "Service",
     "ServiceRecord",
     "ServiceSpec",
+    "StartError",
     "Stub",
     "errors",
 ]

@@ -19,7 +19,9 @@ import contextlib
 import inspect
 import json
 import logging
+import os
 import signal
+import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -27,12 +29,12 @@ from typing import Self
 
 from micro import defaults
 from micro.health import HEALTH_SPEC, HealthHandler, ServingStatus
-from micro.registry import Endpoint, Node, Registry, ServiceRecord
+from micro.registry import Endpoint, Node, Registry, RegistryError, ServiceRecord
 from micro.server import Dispatcher, ServerMiddleware
 from micro.spec import AnyMethod, ServiceSpec
 from micro.transport import GrpclibServerTransport, ServerTransport, format_address, parse_address
 
-__all__ = ["Hook", "Service"]
+__all__ = ["Hook", "Service", "StartError"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ async def _run_hooks(hooks: Sequence[Hook], service: Service) -> None:
         result = hook(service)
         if inspect.isawaitable(result):
             await result
+
+
+class StartError(Exception):
+    """The service could not start: its address is taken, or the registry refused it."""
 
 
 class Service:
@@ -197,7 +203,13 @@ class Service:
         if self._transport is not None:
             raise RuntimeError("the service is already started")
         transport = GrpclibServerTransport(self._dispatcher.routes, self._dispatcher.dispatch)
-        host, port = await transport.start(*self._bind)
+        try:
+            host, port = await transport.start(*self._bind)
+        except OSError as exc:
+            where = format_address(*self._bind)
+            raise StartError(
+                f"{self.name}: cannot listen on {where}: {exc.strerror or exc}"
+            ) from exc
         self._transport = transport
         self._draining = False
         self._address = format_address(self._advertise or _advertised_host(host), port)
@@ -207,9 +219,11 @@ class Service:
         self._record = self.record
         try:
             await self.registry.register(self._record, ttl=self._ttl)
-        except BaseException:
+        except BaseException as exc:
             self._transport = None
             await transport.close()
+            if isinstance(exc, RegistryError):
+                raise StartError(f"{self.name}: cannot register: {exc}") from exc
             raise
         self._heartbeat = asyncio.create_task(self._beat(self._record))
         log.info("%s (%s) serving on %s", self.name, self.id, self._address)
@@ -298,8 +312,12 @@ class Service:
                 loop.remove_signal_handler(sig)
 
     def run(self, grace: float = 10.0) -> None:
-        """Blocking: ``asyncio.run(self.serve())``."""
-        asyncio.run(self.serve(grace))
+        """Blocking: ``asyncio.run(self.serve())``. A service that cannot start exits
+        with a one-line message instead of a traceback."""
+        try:
+            asyncio.run(self.serve(grace))
+        except StartError as exc:
+            sys.exit(f"micro: {exc}")
 
     def __repr__(self) -> str:
         return f"Service({self.name!r}, id={self.id!r}, address={self._address!r})"

@@ -267,3 +267,38 @@ async def test_default_client_and_registry_from_env(memory_env: None) -> None:
         reply = await EchoClient("echo").echo(EchoRequest(text="d"))  # the default client
         assert reply.node == "env"
         await micro.client.default().close()
+
+
+def test_a_service_that_cannot_listen_exits_with_one_line(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = (
+            "import micro\n"
+            f"micro.Service('svc', address='127.0.0.1:{port}', registry=micro.MemoryRegistry()).run()\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"micro: svc: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+
+
+async def test_start_error_is_raised_by_start() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        service = micro.Service("svc", address=f"127.0.0.1:{port}", registry=micro.MemoryRegistry())
+        with pytest.raises(micro.StartError, match="cannot listen"):
+            await service.start()
