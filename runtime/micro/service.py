@@ -208,7 +208,7 @@ class Service:
         except OSError as exc:
             where = format_address(*self._bind)
             raise StartError(
-                f"{self.name}: cannot listen on {where}: {exc.strerror or exc}"
+                f"{self.name}: cannot listen on {where}: {os.strerror(exc.errno or 0)}"
             ) from exc
         self._transport = transport
         self._draining = False

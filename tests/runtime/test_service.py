@@ -269,7 +269,7 @@ async def test_default_client_and_registry_from_env(memory_env: None) -> None:
         await micro.client.default().close()
 
 
-def test_a_service_that_cannot_listen_exits_with_one_line(tmp_path: Path) -> None:
+def test_a_service_that_cannot_listen_exits_with_one_line() -> None:
     import socket
     import subprocess
     import sys
@@ -280,7 +280,8 @@ def test_a_service_that_cannot_listen_exits_with_one_line(tmp_path: Path) -> Non
         port = busy.getsockname()[1]
         code = (
             "import micro\n"
-            f"micro.Service('svc', address='127.0.0.1:{port}', registry=micro.MemoryRegistry()).run()\n"
+            f"svc = micro.Service('svc', address='127.0.0.1:{port}', registry=micro.MemoryRegistry())\n"
+            "svc.run()\n"
         )
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
@@ -299,6 +300,7 @@ async def test_start_error_is_raised_by_start() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        service = micro.Service("svc", address=f"127.0.0.1:{port}", registry=micro.MemoryRegistry())
+        registry = micro.MemoryRegistry()
+        service = micro.Service("svc", address=f"127.0.0.1:{port}", registry=registry)
         with pytest.raises(micro.StartError, match="cannot listen"):
             await service.start()
