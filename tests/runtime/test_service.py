@@ -280,8 +280,8 @@ def test_a_service_that_cannot_listen_exits_with_one_line() -> None:
         port = busy.getsockname()[1]
         code = (
             "import micro\n"
-            f"svc = micro.Service('svc', address='127.0.0.1:{port}', registry=micro.MemoryRegistry())\n"
-            "svc.run()\n"
+            "registry = micro.MemoryRegistry()\n"
+            f"micro.Service('svc', address='127.0.0.1:{port}', registry=registry).run()\n"
         )
         result = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
