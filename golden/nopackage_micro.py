@@ -11,13 +11,32 @@ __all__ = (
     "BARE_SPEC",
     "BareClient",
     "BareHandler",
+    "BareSyncClient",
     "OTHER_PING",
     "OTHER_SPEC",
     "OtherClient",
     "OtherHandler",
+    "OtherSyncClient",
     "register_bare_handler",
     "register_other_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="nopackage.proto",
+        descriptor=b'\n\x0fnopackage.proto"\x14\n\x04Pong\x12\x0c\n\x01n\x18\x01 \x01(\x05R\x01n2\x1c\n\x04Bare\x12\x14\n\x04Ping\x12\x05.Pong\x1a\x05.Pong2\x1d\n\x05Other\x12\x14\n\x04Ping\x12\x05.Pong\x1a\x05.Pongb\x06proto3',
+        dependencies=(),
+        symbols=(
+            "Pong",
+            "Bare",
+            "Bare.Ping",
+            "Other",
+            "Other.Ping",
+        ),
+    ),
+)
+
 
 BARE_PING = _micro.Method(
     name="Bare.Ping",
@@ -37,6 +56,7 @@ BARE_SPEC = _micro.ServiceSpec(
     methods=(BARE_PING,),
     deprecated=False,
     doc="A file with no package: services live at the root of the output.",
+    files=_FILES,
 )
 
 
@@ -52,6 +72,23 @@ class BareClient(_micro.Stub):
         metadata: _micro.Metadata | None = None,
     ) -> Pong:
         return await self._unary(BARE_PING, request, timeout=timeout, metadata=metadata)
+
+
+class BareSyncClient(_micro.SyncStub):
+    """A file with no package: services live at the root of the output.
+
+    Calls Bare synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def ping(
+        self,
+        request: Pong,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Pong:
+        return self._unary(BARE_PING, request, timeout=timeout, metadata=metadata)
 
 
 class BareHandler(_micro.Handler):
@@ -87,6 +124,7 @@ OTHER_SPEC = _micro.ServiceSpec(
     methods=(OTHER_PING,),
     deprecated=False,
     doc="",
+    files=_FILES,
 )
 
 
@@ -104,6 +142,20 @@ class OtherClient(_micro.Stub):
         return await self._unary(
             OTHER_PING, request, timeout=timeout, metadata=metadata
         )
+
+
+class OtherSyncClient(_micro.SyncStub):
+    """Calls Other synchronously (for WSGI apps, scripts and notebooks)."""
+
+    def ping(
+        self,
+        request: Pong,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Pong:
+        return self._unary(OTHER_PING, request, timeout=timeout, metadata=metadata)
 
 
 class OtherHandler(_micro.Handler):

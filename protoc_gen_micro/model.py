@@ -17,6 +17,7 @@ from google.protobuf.descriptor_pb2 import (
 
 from . import runtime_names as rt
 from .comments import CommentIndex
+from .descriptors import ProtoFileModel, proto_files
 from .http import HttpRuleModel, http_rules
 from .naming import (
     Betterproto2Naming,
@@ -60,14 +61,22 @@ class Import:
 
 
 @dataclass(frozen=True)
+class ClientShape:
+    """How one RPC kind looks in one client flavour (async or sync)."""
+
+    is_async: bool
+    input: str  # positional input parameter, "" for none
+    returns: str
+
+
+@dataclass(frozen=True)
 class KindShape:
-    """How one RPC kind looks in a client and a handler. The four kinds live here only."""
+    """How one RPC kind looks in the clients and the handler. The four kinds live here only."""
 
     member: str  # the runtime Kind member
-    client_async: bool
-    client_input: str  # positional input parameter, "" for none
-    client_returns: str
-    stub_call: str  # Stub method, called with (method, [input,] timeout=, metadata=)
+    stub_call: str  # Stub/SyncStub method, called with (method, [input,] timeout=, metadata=)
+    client: ClientShape
+    sync_client: ClientShape
     handler_async: bool
     handler_input: str
     handler_returns: str
@@ -75,42 +84,67 @@ class KindShape:
 
 _SHAPES = {
     (False, False): KindShape(
-        "UNARY", True, "request: {req}", "{resp}", "_unary", True, "request: {req}", "{resp}"
+        member="UNARY",
+        stub_call="_unary",
+        client=ClientShape(True, "request: {req}", "{resp}"),
+        sync_client=ClientShape(False, "request: {req}", "{resp}"),
+        handler_async=True,
+        handler_input="request: {req}",
+        handler_returns="{resp}",
     ),
     (False, True): KindShape(
-        "SERVER_STREAM",
-        False,
-        "request: {req}",
-        f"{rt.SERVER_STREAM}[{{resp}}]",
-        "_server_stream",
-        False,
-        "request: {req}",
-        "_t.AsyncIterator[{resp}]",
+        member="SERVER_STREAM",
+        stub_call="_server_stream",
+        client=ClientShape(False, "request: {req}", f"{rt.SERVER_STREAM}[{{resp}}]"),
+        sync_client=ClientShape(False, "request: {req}", f"{rt.SYNC_SERVER_STREAM}[{{resp}}]"),
+        handler_async=False,
+        handler_input="request: {req}",
+        handler_returns="_t.AsyncIterator[{resp}]",
     ),
     (True, False): KindShape(
-        "CLIENT_STREAM",
-        True,
-        "requests: _t.Iterable[{req}] | _t.AsyncIterable[{req}]",
-        "{resp}",
-        "_client_stream",
-        True,
-        "requests: _t.AsyncIterator[{req}]",
-        "{resp}",
+        member="CLIENT_STREAM",
+        stub_call="_client_stream",
+        client=ClientShape(
+            True, "requests: _t.Iterable[{req}] | _t.AsyncIterable[{req}]", "{resp}"
+        ),
+        sync_client=ClientShape(False, "requests: _t.Iterable[{req}]", "{resp}"),
+        handler_async=True,
+        handler_input="requests: _t.AsyncIterator[{req}]",
+        handler_returns="{resp}",
     ),
     (True, True): KindShape(
-        "BIDI_STREAM",
-        False,
-        "",
-        f"{rt.BIDI_STREAM}[{{req}}, {{resp}}]",
-        "_bidi_stream",
-        False,
-        "requests: _t.AsyncIterator[{req}]",
-        "_t.AsyncIterator[{resp}]",
+        member="BIDI_STREAM",
+        stub_call="_bidi_stream",
+        client=ClientShape(False, "", f"{rt.BIDI_STREAM}[{{req}}, {{resp}}]"),
+        sync_client=ClientShape(False, "", f"{rt.SYNC_BIDI_STREAM}[{{req}}, {{resp}}]"),
+        handler_async=False,
+        handler_input="requests: _t.AsyncIterator[{req}]",
+        handler_returns="_t.AsyncIterator[{resp}]",
     ),
 }
 for _shape in _SHAPES.values():
     if _shape.member not in rt.KIND_MEMBERS:
         raise RuntimeError(f"runtime Kind has no member {_shape.member}")
+
+
+@dataclass(frozen=True)
+class ClientMethodModel:
+    define: str  # "async def" or "def"
+    py_name: str
+    params: str
+    returns: str
+    body: str
+    decorators: tuple[str, ...]
+    doc: str
+
+
+@dataclass(frozen=True)
+class ClientModel:
+    name: str
+    base: str  # the runtime Stub or SyncStub
+    doc: str
+    decorators: tuple[str, ...]
+    methods: tuple[ClientMethodModel, ...]
 
 
 @dataclass(frozen=True)
@@ -129,15 +163,12 @@ class MethodModel:
     doc: str
     deprecated: bool
     http_rules: tuple[HttpRuleModel, ...]
-    client_def: str
-    client_params: str
-    client_returns: str
-    client_body: str
+    client: ClientMethodModel
+    sync_client: ClientMethodModel
     handler_def: str
     handler_params: str
     handler_returns: str
     handler_body: str
-    client_decorators: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -145,14 +176,12 @@ class ServiceModel:
     proto_name: str
     full_name: str
     spec: str
-    client: str
     handler: str
     register: str
     doc: str
-    client_doc: str
     handler_doc: str
     deprecated: bool
-    client_decorators: tuple[str, ...]
+    clients: tuple[ClientModel, ...]  # async, then sync
     methods: tuple[MethodModel, ...]
 
 
@@ -164,6 +193,7 @@ class FileModel:
     imports: tuple[Import, ...]
     exports: tuple[str, ...]
     services: tuple[ServiceModel, ...]
+    files: tuple[ProtoFileModel, ...]  # for reflection: this file, then its dependencies
 
 
 @dataclass(frozen=True)
@@ -179,7 +209,7 @@ def build_model(request: CodeGeneratorRequest, options: Options) -> Model:
     for name in request.file_to_generate:
         proto = by_name[name]
         if proto.service:
-            files.append(_build_file(proto, naming, options))
+            files.append(_build_file(proto, naming, options, by_name))
     _check_distinct_outputs(files)
     inits = _package_inits(request, files) if options.paths == "source_relative" else ()
     return Model(files=tuple(files), package_inits=inits)
@@ -205,14 +235,19 @@ def _relative(from_dir: tuple[str, ...], module: tuple[str, ...]) -> str:
     return "." * (len(from_dir) - common + 1) + ".".join(module[common:])
 
 
-def _build_file(proto: FileDescriptorProto, naming: MessageNaming, options: Options) -> FileModel:
+def _build_file(
+    proto: FileDescriptorProto,
+    naming: MessageNaming,
+    options: Options,
+    by_name: dict[str, FileDescriptorProto],
+) -> FileModel:
     directory = _module_dir(proto, options)
     stem = module_name(PurePosixPath(proto.name).stem) + "_micro"
     output = "/".join((*directory, f"{stem}.py"))
     comments = CommentIndex(proto)
 
     # Generated names first: they never yield to a message class.
-    names = Names(reserved=("_t", "_te", rt.ALIAS, "annotations"))
+    names = Names(reserved=("_t", "_te", rt.ALIAS, "annotations", "_FILES"))
     service_names = _service_names(proto, names)
 
     # Message classes next, in a stable order; a clash gets a trailing underscore.
@@ -254,7 +289,13 @@ def _build_file(proto: FileDescriptorProto, naming: MessageNaming, options: Opti
         sorted(
             name
             for s in services
-            for name in (s.spec, s.client, s.handler, s.register, *(m.const for m in s.methods))
+            for name in (
+                s.spec,
+                s.handler,
+                s.register,
+                *(c.name for c in s.clients),
+                *(m.const for m in s.methods),
+            )
         )
     )
     deprecated = any(s.deprecated or any(m.deprecated for m in s.methods) for s in services)
@@ -273,6 +314,7 @@ def _build_file(proto: FileDescriptorProto, naming: MessageNaming, options: Opti
         imports=tuple(sorted(imports, key=lambda i: (i.source, i.name))),
         exports=exports,
         services=services,
+        files=proto_files(proto, by_name),
     )
 
 
@@ -280,6 +322,7 @@ def _build_file(proto: FileDescriptorProto, naming: MessageNaming, options: Opti
 class _ServiceNames:
     spec: str
     client: str
+    sync_client: str
     handler: str
     register: str
     methods: tuple[str, ...]  # one typed module constant per rpc
@@ -289,7 +332,12 @@ def _service_names(proto: FileDescriptorProto, names: Names) -> list[_ServiceNam
     result = []
     for service in proto.service:
         base = service_base_name(service.name)
-        wanted = (f"{constant_name(base)}_SPEC", f"{base}Client", f"{base}Handler")
+        wanted = (
+            f"{constant_name(base)}_SPEC",
+            f"{base}Client",
+            f"{base}SyncClient",
+            f"{base}Handler",
+        )
         if any(w in names for w in wanted):
             # `Greeter` and `GreeterService` in one file: the second keeps its suffix.
             base = service_base_name(service.name + "Service")
@@ -297,6 +345,7 @@ def _service_names(proto: FileDescriptorProto, names: Names) -> list[_ServiceNam
             _ServiceNames(
                 spec=names.claim(f"{constant_name(base)}_SPEC"),
                 client=names.claim(f"{base}Client"),
+                sync_client=names.claim(f"{base}SyncClient"),
                 handler=names.claim(f"{base}Handler"),
                 register=names.claim(f"register_{function_name(base)}_handler"),
                 methods=tuple(
@@ -334,21 +383,35 @@ def _build_service(
             )
         seen[model.py_name] = method.name
         methods.append(model)
+    decorators = (_deprecated(f"service {full_name} is deprecated"),) if deprecated else ()
+    clients = (
+        ClientModel(
+            name=names.client,
+            base=rt.STUB,
+            doc=doc or f"Calls {full_name}.",
+            decorators=decorators,
+            methods=tuple(m.client for m in methods),
+        ),
+        ClientModel(
+            name=names.sync_client,
+            base=rt.SYNC_STUB,
+            doc=(f"{doc}\n\n" if doc else "")
+            + f"Calls {full_name} synchronously (for WSGI apps, scripts and notebooks).",
+            decorators=decorators,
+            methods=tuple(m.sync_client for m in methods),
+        ),
+    )
     return ServiceModel(
         proto_name=service.name,
         full_name=full_name,
         spec=names.spec,
-        client=names.client,
         handler=names.handler,
         register=names.register,
         doc=doc,
-        client_doc=doc or f"Calls {full_name}.",
         handler_doc=(f"{doc}\n\n" if doc else "")
         + f"Serves {full_name}: override its methods; those left out answer UNIMPLEMENTED.",
         deprecated=deprecated,
-        client_decorators=(_deprecated(f"service {full_name} is deprecated"),)
-        if deprecated
-        else (),
+        clients=clients,
         methods=tuple(methods),
     )
 
@@ -372,24 +435,33 @@ def _build_method(
     req = expr[method.input_type.lstrip(".")]
     resp = expr[method.output_type.lstrip(".")]
     spec_ref = names.methods[index]
-
-    client_params = ["self"]
-    if shape.client_input:
-        client_params += [shape.client_input.format(req=req), "/"]
-    client_params += ["*", _TIMEOUT, _METADATA]
-    call_args = ", ".join(
-        [
-            spec_ref,
-            *([shape.client_input.split(":")[0]] if shape.client_input else []),
-            _CALL_OPTIONS,
-        ]
-    )
-    call = f"self.{shape.stub_call}({call_args})"
     endpoint = f"{service.name}.{method.name}"
     deprecated = method.options.deprecated
     py_name = method_name(method.name)
     while py_name in annotation_names:
         py_name += "_"
+    decorators = (
+        (_deprecated(f"rpc {full_name}.{method.name} is deprecated"),) if deprecated else ()
+    )
+
+    def client(flavour: ClientShape) -> ClientMethodModel:
+        params = ["self"]
+        args = [spec_ref]
+        if flavour.input:
+            params += [flavour.input.format(req=req), "/"]
+            args.append(flavour.input.split(":")[0])
+        params += ["*", _TIMEOUT, _METADATA]
+        call = f"self.{shape.stub_call}({', '.join([*args, _CALL_OPTIONS])})"
+        return ClientMethodModel(
+            define="async def" if flavour.is_async else "def",
+            py_name=py_name,
+            params=", ".join(params),
+            returns=flavour.returns.format(req=req, resp=resp),
+            body=f"return await {call}" if flavour.is_async else f"return {call}",
+            decorators=decorators,
+            doc=doc,
+        )
+
     try:
         rules = http_rules(method.options)
     except ValueError as exc:  # pragma: no cover - protoc validates options first
@@ -409,17 +481,12 @@ def _build_method(
         doc=doc,
         deprecated=deprecated,
         http_rules=rules,
-        client_def="async def" if shape.client_async else "def",
-        client_params=", ".join(client_params),
-        client_returns=shape.client_returns.format(req=req, resp=resp),
-        client_body=f"return await {call}" if shape.client_async else f"return {call}",
+        client=client(shape.client),
+        sync_client=client(shape.sync_client),
         handler_def="async def" if shape.handler_async else "def",
         handler_params=f"self, {shape.handler_input.format(req=req)}, context: {rt.CONTEXT}",
         handler_returns=shape.handler_returns.format(req=req, resp=resp),
         handler_body=f"raise {rt.UNIMPLEMENTED}({spec_ref})",
-        client_decorators=(_deprecated(f"rpc {full_name}.{method.name} is deprecated"),)
-        if deprecated
-        else (),
     )
 
 

@@ -36,7 +36,7 @@ def _environment() -> jinja2.Environment:
 
 
 def python_literal(value: Any) -> str:
-    if isinstance(value, (str, bool, int)) or value is None:
+    if isinstance(value, (str, bytes, bool, int)) or value is None:
         return repr(value)
     raise TypeError(f"no Python literal for {type(value).__name__}")
 

@@ -26,20 +26,25 @@ KIND = _ref(micro, micro.Kind, f"{ALIAS}.")
 HTTP_RULE = _ref(micro, micro.HttpRule, f"{ALIAS}.")
 METHOD = _ref(micro, micro.Method, f"{ALIAS}.")
 SERVICE_SPEC = _ref(micro, micro.ServiceSpec, f"{ALIAS}.")
+PROTO_FILE = _ref(micro, micro.ProtoFile, f"{ALIAS}.")
 STUB = _ref(micro, micro.Stub, f"{ALIAS}.")
 HANDLER = _ref(micro, micro.Handler, f"{ALIAS}.")
 CONTEXT = _ref(micro, micro.Context, f"{ALIAS}.")
 SERVICE = _ref(micro, micro.Service, f"{ALIAS}.")
 SERVER_STREAM = _ref(micro, micro.ServerStream, f"{ALIAS}.")
 BIDI_STREAM = _ref(micro, micro.BidiStream, f"{ALIAS}.")
+SYNC_STUB = _ref(micro, micro.SyncStub, f"{ALIAS}.")
+SYNC_SERVER_STREAM = _ref(micro, micro.SyncServerStream, f"{ALIAS}.")
+SYNC_BIDI_STREAM = _ref(micro, micro.SyncBidiStream, f"{ALIAS}.")
 UNIMPLEMENTED = _ref(micro.errors, micro.errors.unimplemented, f"{ALIAS}.errors.")
 METADATA = f"{ALIAS}.Metadata"
 if not hasattr(micro, "Metadata"):
     raise RuntimeError("runtime name _micro.Metadata is missing from the micro runtime")
 
-# Stub methods the generated client calls, one per RPC kind.
-for _attr in ("_unary", "_server_stream", "_client_stream", "_bidi_stream"):
-    if not callable(getattr(micro.Stub, _attr, None)):
-        raise RuntimeError(f"micro.Stub.{_attr} is missing from the micro runtime")
+# Stub methods the generated clients call, one per RPC kind.
+for _stub in (micro.Stub, micro.SyncStub):
+    for _attr in ("_unary", "_server_stream", "_client_stream", "_bidi_stream"):
+        if not callable(getattr(_stub, _attr, None)):
+            raise RuntimeError(f"micro.{_stub.__name__}.{_attr} is missing from the runtime")
 
 KIND_MEMBERS = {member.name for member in micro.Kind}

@@ -4,7 +4,7 @@ Generated code uses exactly the names in ``docs/runtime-contract.md``; applicati
 mostly use :class:`Service`, :class:`Client`, :mod:`micro.errors` and :class:`Context`.
 """
 
-from micro import errors
+from micro import errors, sync
 from micro.client import Client, ClientCall, ClientMiddleware, ClientNext
 from micro.context import Context
 from micro.errors import Error
@@ -13,9 +13,10 @@ from micro.registry import Endpoint, MemoryRegistry, Node, Registry, ServiceReco
 from micro.selector import Random, RoundRobin, Selector
 from micro.server import Handler, HandlerCall, HandlerNext, ServerMiddleware
 from micro.service import Service, StartError
-from micro.spec import HttpRule, Kind, Method, ServiceSpec
+from micro.spec import HttpRule, Kind, Method, ProtoFile, ServiceSpec
 from micro.streams import BidiStream, ServerStream
 from micro.stub import Stub
+from micro.sync import SyncBidiStream, SyncServerStream, SyncStub
 
 __all__ = [
     "BidiStream",
@@ -36,6 +37,7 @@ __all__ = [
     "MetadataView",
     "Method",
     "Node",
+    "ProtoFile",
     "Random",
     "Registry",
     "RoundRobin",
@@ -47,5 +49,9 @@ __all__ = [
     "ServiceSpec",
     "StartError",
     "Stub",
+    "SyncBidiStream",
+    "SyncServerStream",
+    "SyncStub",
     "errors",
+    "sync",
 ]

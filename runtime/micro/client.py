@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -392,12 +393,18 @@ def _no_response(method: AnyMethod) -> Error:
     )
 
 
-_default: Client | None = None
+_defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def default() -> Client:
-    """The process-wide client (registry from ``MICRO_REGISTRY``), built on first use."""
-    global _default
-    if _default is None:
-        _default = Client()
-    return _default
+    """The default client of the running event loop (registry from ``MICRO_REGISTRY``),
+    built on first use. One per loop: channels belong to the loop that opened them, so a
+    script that calls ``asyncio.run()`` twice, or a sync client's background loop, gets
+    its own."""
+    loop = asyncio.get_running_loop()
+    client = _defaults.get(loop)
+    if client is None:
+        client = _defaults[loop] = Client()
+    return client

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["AnyMethod", "HttpRule", "Kind", "Method", "ServiceSpec"]
+__all__ = ["AnyMethod", "HttpRule", "Kind", "Method", "ProtoFile", "ServiceSpec"]
 
 
 class Kind(enum.Enum):
@@ -65,6 +65,16 @@ class Method(Generic[Req, Resp]):
     response_name: str = ""
 
 
+@dataclass(frozen=True)
+class ProtoFile:
+    """A .proto file as compiled: what a server needs to answer gRPC reflection."""
+
+    name: str  # "helloworld/v1/helloworld.proto"
+    descriptor: bytes  # serialized google.protobuf.FileDescriptorProto
+    dependencies: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = ()  # fully qualified names it defines
+
+
 #: A method whose message types do not matter where it is used.
 AnyMethod = Method[Any, Any]
 
@@ -77,3 +87,5 @@ class ServiceSpec:
     methods: tuple[AnyMethod, ...]
     deprecated: bool = False
     doc: str = ""
+    #: the service's .proto first, then its transitive dependencies (for reflection)
+    files: tuple[ProtoFile, ...] = ()

@@ -34,6 +34,7 @@ from golden.streaming.v1 import (
 from golden.streaming.v1.streaming_micro import (
     StreamerClient,
     StreamerHandler,
+    StreamerSyncClient,
     register_streamer_handler,
 )
 
@@ -147,3 +148,19 @@ async def call_keywords(client: KeywordsClient) -> tuple[str, str]:
 
 async def greet(client: GreeterClient, name: str) -> str:
     return (await client.say_hello(HelloRequest(name=name))).message
+
+
+def call_all_kinds_sync(client: StreamerSyncClient) -> tuple[str, list[int], int, list[str]]:
+    reply = client.echo(EchoRequest(text="hi"), timeout=5.0, metadata={"x-user": "ada"})
+    with client.count(CountRequest(to=3)) as counted:
+        numbers = [r.n for r in counted]
+    total = client.sum(SumRequest(value=v) for v in (1, 2, 3))
+    answers: list[str] = []
+    with client.chat(timeout=5.0) as chat:
+        chat.send(ChatMessage(text="a"))
+        first = chat.recv()
+        answers.append(first.text if first else "")
+        chat.send(ChatMessage(text="b"))
+        chat.close_send()
+        answers.extend(m.text for m in chat)
+    return reply.text, numbers, total.total, answers

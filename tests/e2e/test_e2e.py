@@ -13,10 +13,10 @@ from golden.helloworld.v1.helloworld_micro import GreeterClient
 from golden.names.v1 import Context as NamesContext
 from golden.names.v1.names_micro import KeywordsClient
 from golden.streaming.v1 import ChatMessage, CountRequest, EchoRequest, SumRequest
-from golden.streaming.v1.streaming_micro import StreamerClient
+from golden.streaming.v1.streaming_micro import StreamerClient, StreamerSyncClient
 from micro.registry.local import LocalRegistry
 from tests.cluster import Cluster
-from tests.e2e.app import call_all_kinds, call_keywords, greet
+from tests.e2e.app import call_all_kinds, call_all_kinds_sync, call_keywords, greet
 
 
 @pytest.fixture
@@ -200,3 +200,35 @@ async def test_sigterm_deregisters_and_exits_cleanly(cluster: Cluster) -> None:
     with pytest.raises(LookupError):
         await registry.get_service("streamer")
     await registry.close()
+
+
+def test_sync_client_all_kinds_errors_and_failover(cluster: Cluster) -> None:
+    a = cluster.start("streamer", "a")
+    cluster.start("streamer", "b")
+    client = micro.Client(registry=LocalRegistry(cluster.registry_path))
+    streamer = StreamerSyncClient("streamer", client=client)
+    text, counted, total, answers = call_all_kinds_sync(streamer)
+    assert text in ("hi from a", "hi from b")
+    assert (counted, total, answers) == ([1, 2, 3], 6, ["echo: a", "echo: b"])
+    with pytest.raises(micro.errors.Error) as info:
+        streamer.echo(EchoRequest(text="9", fail="not_found"))
+    assert (info.value.code, info.value.detail) == (404, "no such thing: 9")
+    with pytest.raises(micro.errors.Error) as info:
+        streamer.echo(EchoRequest(text="slow", sleep_ms=5000), timeout=0.3)
+    assert info.value.grpc_status.name == "DEADLINE_EXCEEDED"
+    a.kill()
+    assert {streamer.echo(EchoRequest(text="z")).text for _ in range(10)} == {"z from b"}
+    micro.sync.run(client.close())
+
+
+def test_sync_client_by_static_address(cluster: Cluster) -> None:
+    node = cluster.start("streamer", "a")
+    streamer = StreamerSyncClient(address=node.address)
+    assert streamer.echo(EchoRequest(text="s")).text == "s from a"
+    stream = streamer.count(CountRequest(to=100, delay_ms=20))
+    assert [next(stream).n, next(stream).n] == [1, 2]
+    stream.close()  # cancels the call on the server
+    deadline = time.monotonic() + 10
+    while "count-cancelled" not in cluster.events() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "count-cancelled" in cluster.events()

@@ -251,10 +251,8 @@ async def test_serve_stops_gracefully_on_sigterm() -> None:
 def memory_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MICRO_REGISTRY", "memory")
     defaults.set_registry(None)
-    micro.client._default = None
     yield
     defaults.set_registry(None)
-    micro.client._default = None
 
 
 async def test_default_client_and_registry_from_env(memory_env: None) -> None:
@@ -267,6 +265,15 @@ async def test_default_client_and_registry_from_env(memory_env: None) -> None:
         reply = await EchoClient("echo").echo(EchoRequest(text="d"))  # the default client
         assert reply.node == "env"
         await micro.client.default().close()
+
+
+def test_each_event_loop_gets_its_own_default_client() -> None:
+    async def current() -> micro.Client:
+        return micro.client.default()
+
+    first = asyncio.run(current())
+    second = asyncio.run(current())
+    assert first is not second  # channels of a closed loop are never reused
 
 
 def test_a_service_that_cannot_listen_exits_with_one_line() -> None:

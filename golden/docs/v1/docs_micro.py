@@ -13,14 +13,35 @@ __all__ = (
     "ARCHIVE_STORE",
     "ArchiveClient",
     "ArchiveHandler",
+    "ArchiveSyncClient",
     "LIBRARY_LEND",
     "LIBRARY_RETURN",
     "LIBRARY_SPEC",
     "LibraryClient",
     "LibraryHandler",
+    "LibrarySyncClient",
     "register_archive_handler",
     "register_library_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="docs/v1/docs.proto",
+        descriptor=b'\n\x12docs/v1/docs.proto\x12\x07docs.v1"\x1b\n\x05Thing\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name2e\n\x07Archive\x12\'\n\x05Store\x12\x0e.docs.v1.Thing\x1a\x0e.docs.v1.Thing\x12,\n\x05Fetch\x12\x0e.docs.v1.Thing\x1a\x0e.docs.v1.Thing"\x03\x88\x02\x01\x1a\x03\x88\x02\x012`\n\x07Library\x12+\n\x04Lend\x12\x0e.docs.v1.Thing\x1a\x0e.docs.v1.Thing"\x03\x88\x02\x01\x12(\n\x06Return\x12\x0e.docs.v1.Thing\x1a\x0e.docs.v1.Thingb\x06proto3',
+        dependencies=(),
+        symbols=(
+            "docs.v1.Thing",
+            "docs.v1.Archive",
+            "docs.v1.Archive.Store",
+            "docs.v1.Archive.Fetch",
+            "docs.v1.Library",
+            "docs.v1.Library.Lend",
+            "docs.v1.Library.Return",
+        ),
+    ),
+)
+
 
 ARCHIVE_STORE = _micro.Method(
     name="Archive.Store",
@@ -56,6 +77,7 @@ ARCHIVE_SPEC = _micro.ServiceSpec(
     ),
     deprecated=True,
     doc='Archive keeps "old" things.\n\nComments may hold """triple quotes""", back\\slashes, \\n escapes, tabs\tand ünïcödé,\nand end with a quote: "',
+    files=_FILES,
 )
 
 
@@ -93,6 +115,40 @@ class ArchiveClient(_micro.Stub):
         return await self._unary(
             ARCHIVE_FETCH, request, timeout=timeout, metadata=metadata
         )
+
+
+@_te.deprecated("service docs.v1.Archive is deprecated")
+class ArchiveSyncClient(_micro.SyncStub):
+    """Archive keeps "old" things.
+
+    Comments may hold \"\"\"triple quotes\"\"\", back\\slashes, \\n escapes, tabs\tand ünïcödé,
+    and end with a quote: "
+
+    Calls docs.v1.Archive synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def store(
+        self,
+        request: Thing,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Thing:
+        """Store saves a thing. It ends with a backslash \\"""
+        return self._unary(ARCHIVE_STORE, request, timeout=timeout, metadata=metadata)
+
+    @_te.deprecated("rpc docs.v1.Archive.Fetch is deprecated")
+    def fetch(
+        self,
+        request: Thing,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Thing:
+        """Fetch is deprecated; use Store."""
+        return self._unary(ARCHIVE_FETCH, request, timeout=timeout, metadata=metadata)
 
 
 class ArchiveHandler(_micro.Handler):
@@ -152,6 +208,7 @@ LIBRARY_SPEC = _micro.ServiceSpec(
     ),
     deprecated=False,
     doc="Library is current, but one rpc is not.",
+    files=_FILES,
 )
 
 
@@ -183,6 +240,35 @@ class LibraryClient(_micro.Stub):
         return await self._unary(
             LIBRARY_RETURN, request, timeout=timeout, metadata=metadata
         )
+
+
+class LibrarySyncClient(_micro.SyncStub):
+    """Library is current, but one rpc is not.
+
+    Calls docs.v1.Library synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    @_te.deprecated("rpc docs.v1.Library.Lend is deprecated")
+    def lend(
+        self,
+        request: Thing,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Thing:
+        return self._unary(LIBRARY_LEND, request, timeout=timeout, metadata=metadata)
+
+    def return_(
+        self,
+        request: Thing,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Thing:
+        """Return gives a thing back (a trailing comment)."""
+        return self._unary(LIBRARY_RETURN, request, timeout=timeout, metadata=metadata)
 
 
 class LibraryHandler(_micro.Handler):

@@ -12,8 +12,25 @@ __all__ = (
     "GREETER_SPEC",
     "GreeterClient",
     "GreeterHandler",
+    "GreeterSyncClient",
     "register_greeter_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="helloworld/v1/helloworld.proto",
+        descriptor=b'\n\x1ehelloworld/v1/helloworld.proto\x12\rhelloworld.v1""\n\x0cHelloRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name"&\n\nHelloReply\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message2M\n\x07Greeter\x12B\n\x08SayHello\x12\x1b.helloworld.v1.HelloRequest\x1a\x19.helloworld.v1.HelloReplyb\x06proto3',
+        dependencies=(),
+        symbols=(
+            "helloworld.v1.HelloRequest",
+            "helloworld.v1.HelloReply",
+            "helloworld.v1.Greeter",
+            "helloworld.v1.Greeter.SayHello",
+        ),
+    ),
+)
+
 
 GREETER_SAY_HELLO = _micro.Method(
     name="Greeter.SayHello",
@@ -33,6 +50,7 @@ GREETER_SPEC = _micro.ServiceSpec(
     methods=(GREETER_SAY_HELLO,),
     deprecated=False,
     doc="Greeter says hello.",
+    files=_FILES,
 )
 
 
@@ -49,6 +67,26 @@ class GreeterClient(_micro.Stub):
     ) -> HelloReply:
         """SayHello greets one person by name."""
         return await self._unary(
+            GREETER_SAY_HELLO, request, timeout=timeout, metadata=metadata
+        )
+
+
+class GreeterSyncClient(_micro.SyncStub):
+    """Greeter says hello.
+
+    Calls helloworld.v1.Greeter synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def say_hello(
+        self,
+        request: HelloRequest,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> HelloReply:
+        """SayHello greets one person by name."""
+        return self._unary(
             GREETER_SAY_HELLO, request, timeout=timeout, metadata=metadata
         )
 

@@ -19,6 +19,8 @@ __all__ = (
     "GreeterHandler",
     "GreeterServiceClient",
     "GreeterServiceHandler",
+    "GreeterServiceSyncClient",
+    "GreeterSyncClient",
     "KEYWORDS_CLASS",
     "KEYWORDS_IMPORT",
     "KEYWORDS_MATCH",
@@ -34,17 +36,57 @@ __all__ = (
     "KEYWORDS___INIT__",
     "KeywordsClient",
     "KeywordsHandler",
+    "KeywordsSyncClient",
     "SHADOWS_CONTEXT",
     "SHADOWS_ERROR_",
     "SHADOWS_FLOAT",
     "SHADOWS_SPEC",
     "ShadowsClient",
     "ShadowsHandler",
+    "ShadowsSyncClient",
     "register_greeter_handler",
     "register_greeter_service_handler",
     "register_keywords_handler",
     "register_shadows_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="names/v1/names.proto",
+        descriptor=b'\n\x14names/v1/names.proto\x12\x08names.v1"\x1f\n\x07Context\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value"\x1e\n\x06Client\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value"\x1f\n\x07Handler\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value"\x1d\n\x05Error\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value"%\n\rGreeterClient\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value2\xbd\x04\n\x08Keywords\x12-\n\x06import\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12,\n\x05class\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12+\n\x04None\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12,\n\x05match\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12,\n\x05print\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12+\n\x04type\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12.\n\x07Timeout\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12/\n\x08Metadata\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12.\n\x07Request\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12+\n\x04self\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12/\n\x08_private\x12\x11.names.v1.Context\x1a\x10.names.v1.Client\x12/\n\x08__init__\x12\x11.names.v1.Context\x1a\x10.names.v1.Client26\n\x07Greeter\x12+\n\x05Hello\x12\x11.names.v1.Handler\x1a\x0f.names.v1.Error2E\n\x0eGreeterService\x123\n\x05Hello\x12\x11.names.v1.Handler\x1a\x17.names.v1.GreeterClient2\x95\x01\n\x07Shadows\x12-\n\x05float\x12\x11.names.v1.Context\x1a\x11.names.v1.Context\x12/\n\x07Context\x12\x11.names.v1.Context\x1a\x11.names.v1.Context\x12*\n\x06Error_\x12\x0f.names.v1.Error\x1a\x0f.names.v1.Errorb\x06proto3',
+        dependencies=(),
+        symbols=(
+            "names.v1.Context",
+            "names.v1.Client",
+            "names.v1.Handler",
+            "names.v1.Error",
+            "names.v1.GreeterClient",
+            "names.v1.Keywords",
+            "names.v1.Keywords.import",
+            "names.v1.Keywords.class",
+            "names.v1.Keywords.None",
+            "names.v1.Keywords.match",
+            "names.v1.Keywords.print",
+            "names.v1.Keywords.type",
+            "names.v1.Keywords.Timeout",
+            "names.v1.Keywords.Metadata",
+            "names.v1.Keywords.Request",
+            "names.v1.Keywords.self",
+            "names.v1.Keywords._private",
+            "names.v1.Keywords.__init__",
+            "names.v1.Greeter",
+            "names.v1.Greeter.Hello",
+            "names.v1.GreeterService",
+            "names.v1.GreeterService.Hello",
+            "names.v1.Shadows",
+            "names.v1.Shadows.float",
+            "names.v1.Shadows.Context",
+            "names.v1.Shadows.Error_",
+        ),
+    ),
+)
+
 
 KEYWORDS_IMPORT = _micro.Method(
     name="Keywords.import",
@@ -220,6 +262,7 @@ KEYWORDS_SPEC = _micro.ServiceSpec(
     ),
     deprecated=False,
     doc="rpc names that are Python keywords, soft keywords, builtins, or our own parameter names.",
+    files=_FILES,
 )
 
 
@@ -371,6 +414,143 @@ class KeywordsClient(_micro.Stub):
         )
 
 
+class KeywordsSyncClient(_micro.SyncStub):
+    """rpc names that are Python keywords, soft keywords, builtins, or our own parameter names.
+
+    Calls names.v1.Keywords synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def import_(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(KEYWORDS_IMPORT, request, timeout=timeout, metadata=metadata)
+
+    def class_(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(KEYWORDS_CLASS, request, timeout=timeout, metadata=metadata)
+
+    def none(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(KEYWORDS_NONE, request, timeout=timeout, metadata=metadata)
+
+    def match(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(KEYWORDS_MATCH, request, timeout=timeout, metadata=metadata)
+
+    def print(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(KEYWORDS_PRINT, request, timeout=timeout, metadata=metadata)
+
+    def type(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(KEYWORDS_TYPE, request, timeout=timeout, metadata=metadata)
+
+    def timeout(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(
+            KEYWORDS_TIMEOUT, request, timeout=timeout, metadata=metadata
+        )
+
+    def metadata(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(
+            KEYWORDS_METADATA, request, timeout=timeout, metadata=metadata
+        )
+
+    def request(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(
+            KEYWORDS_REQUEST, request, timeout=timeout, metadata=metadata
+        )
+
+    def self(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(KEYWORDS_SELF, request, timeout=timeout, metadata=metadata)
+
+    def rpc_private(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(
+            KEYWORDS__PRIVATE, request, timeout=timeout, metadata=metadata
+        )
+
+    def rpc__init__(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Client:
+        return self._unary(
+            KEYWORDS___INIT__, request, timeout=timeout, metadata=metadata
+        )
+
+
 class KeywordsHandler(_micro.Handler):
     """rpc names that are Python keywords, soft keywords, builtins, or our own parameter names.
 
@@ -439,6 +619,7 @@ GREETER_SPEC = _micro.ServiceSpec(
     methods=(GREETER_HELLO,),
     deprecated=False,
     doc="Greeter and GreeterService in one file: both would be GreeterClient.",
+    files=_FILES,
 )
 
 
@@ -456,6 +637,23 @@ class GreeterClient(_micro.Stub):
         return await self._unary(
             GREETER_HELLO, request, timeout=timeout, metadata=metadata
         )
+
+
+class GreeterSyncClient(_micro.SyncStub):
+    """Greeter and GreeterService in one file: both would be GreeterClient.
+
+    Calls names.v1.Greeter synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def hello(
+        self,
+        request: Handler,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Error:
+        return self._unary(GREETER_HELLO, request, timeout=timeout, metadata=metadata)
 
 
 class GreeterHandler(_micro.Handler):
@@ -491,6 +689,7 @@ GREETER_SERVICE_SPEC = _micro.ServiceSpec(
     methods=(GREETER_SERVICE_HELLO,),
     deprecated=False,
     doc="",
+    files=_FILES,
 )
 
 
@@ -506,6 +705,22 @@ class GreeterServiceClient(_micro.Stub):
         metadata: _micro.Metadata | None = None,
     ) -> GreeterClient_:
         return await self._unary(
+            GREETER_SERVICE_HELLO, request, timeout=timeout, metadata=metadata
+        )
+
+
+class GreeterServiceSyncClient(_micro.SyncStub):
+    """Calls names.v1.GreeterService synchronously (for WSGI apps, scripts and notebooks)."""
+
+    def hello(
+        self,
+        request: Handler,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> GreeterClient_:
+        return self._unary(
             GREETER_SERVICE_HELLO, request, timeout=timeout, metadata=metadata
         )
 
@@ -572,6 +787,7 @@ SHADOWS_SPEC = _micro.ServiceSpec(
     ),
     deprecated=False,
     doc="rpc names equal to names the generated annotations use.",
+    files=_FILES,
 )
 
 
@@ -613,6 +829,43 @@ class ShadowsClient(_micro.Stub):
         return await self._unary(
             SHADOWS_ERROR_, request, timeout=timeout, metadata=metadata
         )
+
+
+class ShadowsSyncClient(_micro.SyncStub):
+    """rpc names equal to names the generated annotations use.
+
+    Calls names.v1.Shadows synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def float_(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Context:
+        return self._unary(SHADOWS_FLOAT, request, timeout=timeout, metadata=metadata)
+
+    def context(
+        self,
+        request: Context,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Context:
+        return self._unary(SHADOWS_CONTEXT, request, timeout=timeout, metadata=metadata)
+
+    def Error_(
+        self,
+        request: Error,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Error:
+        return self._unary(SHADOWS_ERROR_, request, timeout=timeout, metadata=metadata)
 
 
 class ShadowsHandler(_micro.Handler):

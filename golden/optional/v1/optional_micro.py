@@ -11,8 +11,24 @@ __all__ = (
     "PROFILES_UPDATE",
     "ProfilesClient",
     "ProfilesHandler",
+    "ProfilesSyncClient",
     "register_profiles_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="optional/v1/optional.proto",
+        descriptor=b'\n\x1aoptional/v1/optional.proto\x12\x0boptional.v1"f\n\x07Profile\x12\x1f\n\x08nickname\x18\x01 \x01(\tH\x00R\x08nickname\x88\x01\x01\x12\x15\n\x03age\x18\x02 \x01(\x05H\x01R\x03age\x88\x01\x01\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02idB\x0b\n\t_nicknameB\x06\n\x04_age2@\n\x08Profiles\x124\n\x06Update\x12\x14.optional.v1.Profile\x1a\x14.optional.v1.Profileb\x06proto3',
+        dependencies=(),
+        symbols=(
+            "optional.v1.Profile",
+            "optional.v1.Profiles",
+            "optional.v1.Profiles.Update",
+        ),
+    ),
+)
+
 
 PROFILES_UPDATE = _micro.Method(
     name="Profiles.Update",
@@ -32,6 +48,7 @@ PROFILES_SPEC = _micro.ServiceSpec(
     methods=(PROFILES_UPDATE,),
     deprecated=False,
     doc="",
+    files=_FILES,
 )
 
 
@@ -49,6 +66,20 @@ class ProfilesClient(_micro.Stub):
         return await self._unary(
             PROFILES_UPDATE, request, timeout=timeout, metadata=metadata
         )
+
+
+class ProfilesSyncClient(_micro.SyncStub):
+    """Calls optional.v1.Profiles synchronously (for WSGI apps, scripts and notebooks)."""
+
+    def update(
+        self,
+        request: Profile,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Profile:
+        return self._unary(PROFILES_UPDATE, request, timeout=timeout, metadata=metadata)
 
 
 class ProfilesHandler(_micro.Handler):

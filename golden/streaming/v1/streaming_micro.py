@@ -21,8 +21,34 @@ __all__ = (
     "STREAMER_SUM",
     "StreamerClient",
     "StreamerHandler",
+    "StreamerSyncClient",
     "register_streamer_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="streaming/v1/streaming.proto",
+        descriptor=b'\n\x1cstreaming/v1/streaming.proto\x12\x0cstreaming.v1"P\n\x0bEchoRequest\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x12\n\x04fail\x18\x02 \x01(\tR\x04fail\x12\x19\n\x08sleep_ms\x18\x03 \x01(\x05R\x07sleepMs"\xe2\x01\n\tEchoReply\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12A\n\x08metadata\x18\x02 \x03(\x0b2%.streaming.v1.EchoReply.MetadataEntryR\x08metadata\x12\x12\n\x04peer\x18\x03 \x01(\tR\x04peer\x12-\n\x12deadline_remaining\x18\x04 \x01(\x01R\x11deadlineRemaining\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"9\n\x0cCountRequest\x12\x0e\n\x02to\x18\x01 \x01(\x05R\x02to\x12\x19\n\x08delay_ms\x18\x02 \x01(\x05R\x07delayMs"\x1a\n\nCountReply\x12\x0c\n\x01n\x18\x01 \x01(\x05R\x01n""\n\nSumRequest\x12\x14\n\x05value\x18\x01 \x01(\x03R\x05value"6\n\x08SumReply\x12\x14\n\x05total\x18\x01 \x01(\x03R\x05total\x12\x14\n\x05count\x18\x02 \x01(\x05R\x05count"!\n\x0bChatMessage\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text2\x84\x02\n\x08Streamer\x12:\n\x04Echo\x12\x19.streaming.v1.EchoRequest\x1a\x17.streaming.v1.EchoReply\x12?\n\x05Count\x12\x1a.streaming.v1.CountRequest\x1a\x18.streaming.v1.CountReply0\x01\x129\n\x03Sum\x12\x18.streaming.v1.SumRequest\x1a\x16.streaming.v1.SumReply(\x01\x12@\n\x04Chat\x12\x19.streaming.v1.ChatMessage\x1a\x19.streaming.v1.ChatMessage(\x010\x01b\x06proto3',
+        dependencies=(),
+        symbols=(
+            "streaming.v1.EchoRequest",
+            "streaming.v1.EchoReply",
+            "streaming.v1.EchoReply.MetadataEntry",
+            "streaming.v1.CountRequest",
+            "streaming.v1.CountReply",
+            "streaming.v1.SumRequest",
+            "streaming.v1.SumReply",
+            "streaming.v1.ChatMessage",
+            "streaming.v1.Streamer",
+            "streaming.v1.Streamer.Echo",
+            "streaming.v1.Streamer.Count",
+            "streaming.v1.Streamer.Sum",
+            "streaming.v1.Streamer.Chat",
+        ),
+    ),
+)
+
 
 STREAMER_ECHO = _micro.Method(
     name="Streamer.Echo",
@@ -86,6 +112,7 @@ STREAMER_SPEC = _micro.ServiceSpec(
     ),
     deprecated=False,
     doc="Streamer exercises every RPC kind. The e2e tests serve it.",
+    files=_FILES,
 )
 
 
@@ -134,6 +161,56 @@ class StreamerClient(_micro.Stub):
     def chat(
         self, *, timeout: float | None = None, metadata: _micro.Metadata | None = None
     ) -> _micro.BidiStream[ChatMessage, ChatMessage]:
+        """Chat answers each message as it arrives."""
+        return self._bidi_stream(STREAMER_CHAT, timeout=timeout, metadata=metadata)
+
+
+class StreamerSyncClient(_micro.SyncStub):
+    """Streamer exercises every RPC kind. The e2e tests serve it.
+
+    Calls streaming.v1.Streamer synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def echo(
+        self,
+        request: EchoRequest,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> EchoReply:
+        """Echo answers with the request text; `fail` raises, `sleep_ms` waits first."""
+        return self._unary(STREAMER_ECHO, request, timeout=timeout, metadata=metadata)
+
+    def count(
+        self,
+        request: CountRequest,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> _micro.SyncServerStream[CountReply]:
+        """Count streams the numbers 1..to."""
+        return self._server_stream(
+            STREAMER_COUNT, request, timeout=timeout, metadata=metadata
+        )
+
+    def sum(
+        self,
+        requests: _t.Iterable[SumRequest],
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> SumReply:
+        """Sum adds up a stream of numbers."""
+        return self._client_stream(
+            STREAMER_SUM, requests, timeout=timeout, metadata=metadata
+        )
+
+    def chat(
+        self, *, timeout: float | None = None, metadata: _micro.Metadata | None = None
+    ) -> _micro.SyncBidiStream[ChatMessage, ChatMessage]:
         """Chat answers each message as it arrives."""
         return self._bidi_stream(STREAMER_CHAT, timeout=timeout, metadata=metadata)
 

@@ -13,8 +13,39 @@ __all__ = (
     "CLOCK_SPEC",
     "ClockClient",
     "ClockHandler",
+    "ClockSyncClient",
     "register_clock_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="wkt/v1/wkt.proto",
+        descriptor=b"\n\x10wkt/v1/wkt.proto\x12\x06wkt.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto2\x7f\n\x05Clock\x129\n\x03Now\x12\x16.google.protobuf.Empty\x1a\x1a.google.protobuf.Timestamp\x12;\n\x05Reset\x12\x1a.google.protobuf.Timestamp\x1a\x16.google.protobuf.Emptyb\x06proto3",
+        dependencies=(
+            "google/protobuf/empty.proto",
+            "google/protobuf/timestamp.proto",
+        ),
+        symbols=(
+            "wkt.v1.Clock",
+            "wkt.v1.Clock.Now",
+            "wkt.v1.Clock.Reset",
+        ),
+    ),
+    _micro.ProtoFile(
+        name="google/protobuf/empty.proto",
+        descriptor=b'\n\x1bgoogle/protobuf/empty.proto\x12\x0fgoogle.protobuf"\x07\n\x05EmptyB}\n\x13com.google.protobufB\nEmptyProtoP\x01Z.google.golang.org/protobuf/types/known/emptypb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3',
+        dependencies=(),
+        symbols=("google.protobuf.Empty",),
+    ),
+    _micro.ProtoFile(
+        name="google/protobuf/timestamp.proto",
+        descriptor=b'\n\x1fgoogle/protobuf/timestamp.proto\x12\x0fgoogle.protobuf";\n\tTimestamp\x12\x18\n\x07seconds\x18\x01 \x01(\x03R\x07seconds\x12\x14\n\x05nanos\x18\x02 \x01(\x05R\x05nanosB\x85\x01\n\x13com.google.protobufB\x0eTimestampProtoP\x01Z2google.golang.org/protobuf/types/known/timestamppb\xf8\x01\x01\xa2\x02\x03GPB\xaa\x02\x1eGoogle.Protobuf.WellKnownTypesb\x06proto3',
+        dependencies=(),
+        symbols=("google.protobuf.Timestamp",),
+    ),
+)
+
 
 CLOCK_NOW = _micro.Method(
     name="Clock.Now",
@@ -50,6 +81,7 @@ CLOCK_SPEC = _micro.ServiceSpec(
     ),
     deprecated=False,
     doc="",
+    files=_FILES,
 )
 
 
@@ -77,6 +109,30 @@ class ClockClient(_micro.Stub):
         return await self._unary(
             CLOCK_RESET, request, timeout=timeout, metadata=metadata
         )
+
+
+class ClockSyncClient(_micro.SyncStub):
+    """Calls wkt.v1.Clock synchronously (for WSGI apps, scripts and notebooks)."""
+
+    def now(
+        self,
+        request: Empty,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Timestamp:
+        return self._unary(CLOCK_NOW, request, timeout=timeout, metadata=metadata)
+
+    def reset(
+        self,
+        request: Timestamp,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Empty:
+        return self._unary(CLOCK_RESET, request, timeout=timeout, metadata=metadata)
 
 
 class ClockHandler(_micro.Handler):

@@ -15,8 +15,35 @@ __all__ = (
     "ORDER_SPEC",
     "OrderClient",
     "OrderHandler",
+    "OrderSyncClient",
     "register_order_handler",
 )
+
+# The compiled .proto and its dependencies, for gRPC reflection.
+_FILES = (
+    _micro.ProtoFile(
+        name="shop/orders/v1/orders.proto",
+        descriptor=b'\n\x1bshop/orders/v1/orders.proto\x12\x0eshop.orders.v1\x1a\x1ashop/common/v1/money.proto"\x80\x01\n\x05Order\x120\n\x05lines\x18\x01 \x03(\x0b2\x1a.shop.orders.v1.Order.LineR\x05lines\x1aE\n\x04Line\x12\x10\n\x03sku\x18\x01 \x01(\tR\x03sku\x12+\n\x05price\x18\x02 \x01(\x0b2\x15.shop.common.v1.MoneyR\x05price2\x87\x01\n\x0cOrderService\x12@\n\x05Quote\x12\x1b.shop.common.v1.Money.Range\x1a\x1a.shop.orders.v1.Order.Line\x125\n\x05Place\x12\x15.shop.orders.v1.Order\x1a\x15.shop.common.v1.Moneyb\x06proto3',
+        dependencies=("shop/common/v1/money.proto",),
+        symbols=(
+            "shop.orders.v1.Order",
+            "shop.orders.v1.Order.Line",
+            "shop.orders.v1.OrderService",
+            "shop.orders.v1.OrderService.Quote",
+            "shop.orders.v1.OrderService.Place",
+        ),
+    ),
+    _micro.ProtoFile(
+        name="shop/common/v1/money.proto",
+        descriptor=b"\n\x1ashop/common/v1/money.proto\x12\x0eshop.common.v1\"\x96\x01\n\x05Money\x12\x1a\n\x08currency\x18\x01 \x01(\tR\x08currency\x12\x14\n\x05units\x18\x02 \x01(\x03R\x05units\x1a[\n\x05Range\x12'\n\x03low\x18\x01 \x01(\x0b2\x15.shop.common.v1.MoneyR\x03low\x12)\n\x04high\x18\x02 \x01(\x0b2\x15.shop.common.v1.MoneyR\x04highb\x06proto3",
+        dependencies=(),
+        symbols=(
+            "shop.common.v1.Money",
+            "shop.common.v1.Money.Range",
+        ),
+    ),
+)
+
 
 ORDER_QUOTE = _micro.Method(
     name="OrderService.Quote",
@@ -52,6 +79,7 @@ ORDER_SPEC = _micro.ServiceSpec(
     ),
     deprecated=False,
     doc="OrderService would stutter as OrderServiceClient; it becomes OrderClient.",
+    files=_FILES,
 )
 
 
@@ -81,6 +109,33 @@ class OrderClient(_micro.Stub):
         return await self._unary(
             ORDER_PLACE, request, timeout=timeout, metadata=metadata
         )
+
+
+class OrderSyncClient(_micro.SyncStub):
+    """OrderService would stutter as OrderServiceClient; it becomes OrderClient.
+
+    Calls shop.orders.v1.OrderService synchronously (for WSGI apps, scripts and notebooks).
+    """
+
+    def quote(
+        self,
+        request: MoneyRange,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> OrderLine:
+        return self._unary(ORDER_QUOTE, request, timeout=timeout, metadata=metadata)
+
+    def place(
+        self,
+        request: Order,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> Money:
+        return self._unary(ORDER_PLACE, request, timeout=timeout, metadata=metadata)
 
 
 class OrderHandler(_micro.Handler):
