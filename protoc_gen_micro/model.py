@@ -23,6 +23,7 @@ from .naming import (
     Betterproto2Naming,
     MessageNaming,
     Names,
+    ProtobufNaming,
     TypeRef,
     UnknownType,
     constant_name,
@@ -49,15 +50,14 @@ class ModelError(Exception):
 
 @dataclass(frozen=True)
 class Import:
-    source: str  # relative module: ".", "..common", "...google.protobuf"
+    source: str  # ".", "..common", "...google.protobuf", "helloworld.v1", or "" (top level)
     name: str
     alias: str
 
     @property
     def line(self) -> str:
-        if self.alias == self.name:
-            return f"from {self.source} import {self.name}"
-        return f"from {self.source} import {self.name} as {self.alias}"
+        head = f"from {self.source} import {self.name}" if self.source else f"import {self.name}"
+        return head if self.alias == self.name else f"{head} as {self.alias}"
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,11 @@ class Model:
 
 
 def build_model(request: CodeGeneratorRequest, options: Options) -> Model:
-    naming: MessageNaming = Betterproto2Naming(request.proto_file)
+    naming: MessageNaming = (
+        ProtobufNaming(request.proto_file)
+        if options.messages == "protobuf"
+        else Betterproto2Naming(request.proto_file)
+    )
     by_name = {f.name: f for f in request.proto_file}
     files = []
     for name in request.file_to_generate:
@@ -211,12 +215,15 @@ def build_model(request: CodeGeneratorRequest, options: Options) -> Model:
         if proto.service:
             files.append(_build_file(proto, naming, options, by_name))
     _check_distinct_outputs(files)
-    inits = _package_inits(request, files) if options.paths == "source_relative" else ()
+    # betterproto2's output is one package; `_pb2` modules import absolutely, like ours then.
+    needs_inits = options.paths == "source_relative" and options.messages == "betterproto2"
+    inits = _package_inits(request, files) if needs_inits else ()
     return Model(files=tuple(files), package_inits=inits)
 
 
 def _module_dir(proto: FileDescriptorProto, options: Options) -> tuple[str, ...]:
-    if options.paths == "source_relative":
+    # `_pb2` modules sit by file path (protoc's python_out), so ours sit beside them.
+    if options.paths == "source_relative" or options.messages == "protobuf":
         parts = PurePosixPath(proto.name).parent.parts
         for part in parts:
             if not is_package_name(part):
@@ -265,7 +272,14 @@ def _build_file(
                 refs[ref.proto_name] = ref
     imports: list[Import] = []
     expr: dict[str, str] = {}
+    module_aliases: dict[tuple[str, ...], str] = {}
     for ref in sorted(refs.values(), key=lambda r: (r.module, r.attr)):
+        if ref.absolute:  # import the module, refer to module.Class
+            if ref.module not in module_aliases:
+                alias = module_aliases[ref.module] = names.claim(ref.module[-1])
+                imports.append(Import(".".join(ref.module[:-1]), ref.module[-1], alias))
+            expr[ref.proto_name] = f"{module_aliases[ref.module]}.{ref.attr}"
+            continue
         head, _, rest = ref.attr.partition(".")
         if not is_package_name(head):
             raise ModelError(

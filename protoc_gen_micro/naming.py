@@ -19,11 +19,16 @@ from google.protobuf.descriptor_pb2 import DescriptorProto, FileDescriptorProto
 
 @dataclass(frozen=True)
 class TypeRef:
-    """A message class: the module it lives in (relative to the output root) and its attribute."""
+    """A message class: the module it lives in (relative to the output root) and its attribute.
+
+    `absolute` modules are imported whole, by absolute name, as protoc's `_pb2` modules
+    import each other; otherwise the class itself is imported relatively, as betterproto2's
+    packages do."""
 
     proto_name: str  # "helloworld.v1.HelloRequest"
-    module: tuple[str, ...]  # ("helloworld", "v1")
-    attr: str  # "HelloRequest"
+    module: tuple[str, ...]  # ("helloworld", "v1") or ("helloworld", "v1", "helloworld_pb2")
+    attr: str  # "HelloRequest", or "Outer.Inner" inside a _pb2 module
+    absolute: bool = False
 
 
 class MessageNaming(Protocol):
@@ -69,6 +74,29 @@ class Betterproto2Naming:
             return self._types[proto_name.lstrip(".")]
         except KeyError:
             raise UnknownType(proto_name) from None
+
+
+class ProtobufNaming:
+    """Mirrors protoc's `--python_out`: one `<path>/<name>_pb2` module per .proto file
+    (dashes become underscores), nested messages as attributes (`Outer.Inner`)."""
+
+    def __init__(self, files: Iterable[FileDescriptorProto]) -> None:
+        self._types: dict[str, TypeRef] = {}
+        for file in files:
+            module = tuple(pb2_module(file.name).split("."))
+            for full, local, _ in walk_messages(file):
+                self._types[full] = TypeRef(full, module, local, absolute=True)
+
+    def resolve(self, proto_name: str) -> TypeRef:
+        try:
+            return self._types[proto_name.lstrip(".")]
+        except KeyError:
+            raise UnknownType(proto_name) from None
+
+
+def pb2_module(proto_file: str) -> str:
+    """`a/b-c.proto` -> `a.b_c_pb2`, as protoc's Python generator names modules."""
+    return proto_file.removesuffix(".proto").replace("-", "_").replace("/", ".") + "_pb2"
 
 
 def method_name(proto_name: str) -> str:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 PathsMode = Literal["import", "source_relative"]
+MessagesBackend = Literal["betterproto2", "protobuf"]
 
 KNOWN = {
     "paths": ("import", "source_relative"),
-    "messages": ("betterproto2",),
+    "messages": ("betterproto2", "protobuf"),
 }
 
 
@@ -20,7 +21,7 @@ class OptionError(ValueError):
 @dataclass(frozen=True)
 class Options:
     paths: PathsMode = "import"
-    messages: str = "betterproto2"
+    messages: MessagesBackend = "betterproto2"
 
 
 def parse_options(parameter: str) -> Options:
@@ -44,4 +45,7 @@ def parse_options(parameter: str) -> Options:
             raise OptionError(f"option {key!r} given twice with different values")
         values[key] = value
     paths: PathsMode = "source_relative" if values.get("paths") == "source_relative" else "import"
-    return Options(paths=paths, messages=values.get("messages", "betterproto2"))
+    messages: MessagesBackend = (
+        "protobuf" if values.get("messages") == "protobuf" else "betterproto2"
+    )
+    return Options(paths=paths, messages=messages)

@@ -46,11 +46,21 @@ def protoc(
     betterproto2: bool = True,
     micro: bool = True,
     micro_opt: str = "",
+    messages: str = "betterproto2",
 ) -> None:
-    """Generate messages (betterproto2) and micro modules for `protos` into `out`."""
+    """Generate messages and micro modules for `protos` into `out`.
+
+    `messages="betterproto2"` (the default) writes betterproto2 dataclasses;
+    `messages="protobuf"` writes protobuf's own `_pb2` modules (with `.pyi` stubs) and
+    tells the micro plugin to use them.
+    """
     args = [sys.executable, "-m", "grpc_tools.protoc"]
     args += [f"-I{p}" for p in proto_path]
     args += [f"-I{p}" for p in include_dirs()]
+    if messages == "protobuf":
+        betterproto2 = False
+        args += [f"--python_out={out}", f"--pyi_out={out}"]
+        micro_opt = ",".join(o for o in (micro_opt, "messages=protobuf") if o)
     if betterproto2:
         args += [
             f"--plugin=protoc-gen-python_betterproto2={plugin_path('python_betterproto2')}",

@@ -39,7 +39,17 @@ class Node:
 class Cluster:
     registry_path: Path
     events_path: Path
-    start: Callable[[str, str], Node]
+    start: Callable[..., Node]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment a client process needs to find this cluster's services."""
+        return dict(
+            os.environ,
+            MICRO_REGISTRY="local",
+            MICRO_REGISTRY_PATH=str(self.registry_path),
+            PYTHONPATH=str(ROOT),
+        )
 
     def events(self) -> list[str]:
         if not self.events_path.exists():
@@ -61,7 +71,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     events_path = tmp_path / "events.log"
     nodes: list[Node] = []
 
-    def start(name: str, node: str) -> Node:
+    def start(name: str, node: str, app: str = "tests.e2e.server") -> Node:
         env = dict(
             os.environ,
             MICRO_REGISTRY="local",
@@ -70,7 +80,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             PYTHONPATH=str(ROOT),
         )
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.server", name, node],
+            [sys.executable, "-m", app, name, node],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from protoc_gen_micro.golden import GOLDEN, diff_trees, generate, tree
+import pytest
+
+from protoc_gen_micro.golden import GOLDEN, GOLDEN_PB2, diff_trees, generate, generate_pb2, tree
 
 
-def test_golden_matches_generated_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("golden", "make"), [(GOLDEN, generate), (GOLDEN_PB2, generate_pb2)])
+def test_golden_matches_generated_output(
+    tmp_path: Path, golden: Path, make: Callable[[Path], None]
+) -> None:
     out = tmp_path / "golden"
-    generate(out)
-    diff = diff_trees(GOLDEN, out)
+    make(out)
+    diff = diff_trees(golden, out)
     assert not diff, (
         "golden/ is stale; regenerate with `python -m protoc_gen_micro.golden` "
         "and read the diff:\n" + "".join(diff)
@@ -23,8 +29,9 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     assert diff_trees(tmp_path / "a", tmp_path / "b") == []
 
 
-def test_every_micro_module_has_the_generated_header() -> None:
-    modules = [p for name, p in tree(GOLDEN).items() if name.endswith("_micro.py")]
+@pytest.mark.parametrize("golden", [GOLDEN, GOLDEN_PB2])
+def test_every_micro_module_has_the_generated_header(golden: Path) -> None:
+    modules = [p for name, p in tree(golden).items() if name.endswith("_micro.py")]
     assert len(modules) >= 10
     for path in modules:
         lines = path.read_text().splitlines()

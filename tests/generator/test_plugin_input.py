@@ -127,8 +127,8 @@ def test_source_relative_into_a_non_package_directory_is_reported(tmp_path: Path
 def test_editions_files_are_accepted(tmp_path: Path) -> None:
     # betterproto2 does not support editions yet; the micro plugin alone must.
     protoc(
-        ["editions.proto"],
-        proto_path=[str(ROOT / "tests" / "protos")],
+        ["editions/v1/editions.proto"],
+        proto_path=[str(ROOT / "example_protos")],
         out=tmp_path,
         betterproto2=False,
     )

@@ -1,0 +1,68 @@
+"""The `_pb2` message backend end to end, and both backends talking to each other."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import micro
+from golden.streaming.v1 import EchoRequest
+from golden.streaming.v1.streaming_micro import StreamerClient
+from micro.registry.local import LocalRegistry
+from tests.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+PB2_APP = "tests.e2e_pb2.server"
+
+
+def run_client(cluster: Cluster, target: str, *extra: str) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.e2e_pb2.client", target, *extra],
+        cwd=ROOT,
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: dict[str, object] = json.loads(result.stdout)
+    return parsed
+
+
+EXPECTED_PB2_SERVER = {
+    "metadata": "ada",
+    "count": [1, 2, 3],
+    "sum": 6,
+    "chat": ["echo: a"],
+    "error": ["pb2", 404, "no such thing: 9", "NOT_FOUND"],
+}
+
+
+def test_pb2_client_and_server_by_name_including_editions(cluster: Cluster) -> None:
+    cluster.start("pb2", "a", app=PB2_APP)
+    result = run_client(cluster, "pb2", "--editions")
+    assert result["echo"] == "hi from a"
+    assert {k: result[k] for k in EXPECTED_PB2_SERVER} == EXPECTED_PB2_SERVER
+    assert result["editions"] == [42, "n"]
+    assert result["sync"] == {"echo": "sync from a", "count": [1, 2]}
+
+
+def test_pb2_client_calls_a_betterproto2_server(cluster: Cluster) -> None:
+    node = cluster.start("streamer", "bp")
+    result = run_client(cluster, node.address)
+    assert result["echo"] == "hi from bp"
+    assert result["count"] == [1, 2, 3] and result["sum"] == 6
+    assert result["error"] == ["streamer", 404, "no such thing: 9", "NOT_FOUND"]
+
+
+async def test_betterproto2_client_calls_a_pb2_server(cluster: Cluster) -> None:
+    cluster.start("pb2", "p", app=PB2_APP)
+    async with micro.Client(registry=LocalRegistry(cluster.registry_path)) as client:
+        reply = await StreamerClient("pb2", client=client).echo(
+            EchoRequest(text="x"), metadata={"x-user": "bp"}
+        )
+    assert reply.text == "x from p"
+    assert reply.metadata["x-user"] == "bp"
