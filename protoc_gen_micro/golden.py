@@ -1,14 +1,16 @@
-"""Regenerate golden/ and golden-pb2/: `python -m protoc_gen_micro.golden [--check]`.
+"""Regenerate golden*/ trees: `python -m protoc_gen_micro.golden [--check]`.
 
 golden/ holds everything generated for the example protos (betterproto2 messages and
 micro modules), as one importable package, so tests can type-check and run it.
 golden-pb2/ holds the same with protobuf's `_pb2` messages, plus the editions protos.
+golden-scaffold/hello/ is what `micro-new hello --micro-source index` creates. It is a
+sibling of golden/, not inside it: it is a project of its own (its own pyproject.toml,
+tests and `gen` package), which must not become part of the `golden` package that tests
+import and type-check; the hyphen keeps it from ever being importable.
 """
 
 from __future__ import annotations
 
-import difflib
-import filecmp
 import shutil
 import sys
 import tempfile
@@ -17,15 +19,31 @@ from pathlib import Path
 import click
 
 from .protoc import ProtocError, protoc
+from .scaffold import MicroSource, ScaffoldError, create, generator_version, project_names
+from .trees import diff_trees, tree
+
+__all__ = [
+    "EXAMPLES",
+    "GOLDEN",
+    "GOLDEN_SCAFFOLD",
+    "diff_trees",
+    "example_protos",
+    "generate",
+    "generate_scaffold",
+    "main",
+    "tree",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "example_protos"
 GOLDEN = ROOT / "golden"
+GOLDEN_SCAFFOLD = ROOT / "golden-scaffold"
 # The same example protos with protobuf's `_pb2` messages (`--micro_opt=messages=protobuf`).
 # `_pb2` modules import each other absolutely, so this tree is a sys.path root of its own.
 GOLDEN_PB2 = ROOT / "golden-pb2"
 # betterproto2-compiler refuses editions files; only the `_pb2` backend generates these.
 EDITIONS = "editions/"
+SCAFFOLD_NAME = "hello"
 
 
 def example_protos(*, editions: bool = False) -> list[str]:
@@ -41,50 +59,36 @@ def generate_pb2(out: Path) -> None:
     protoc(example_protos(editions=True), proto_path=[str(EXAMPLES)], out=out, messages="protobuf")
 
 
-def tree(root: Path) -> dict[str, Path]:
-    return {
-        p.relative_to(root).as_posix(): p
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    }
-
-
-def diff_trees(expected: Path, actual: Path) -> list[str]:
-    """A unified diff of what differs between two trees, empty when identical."""
-    want, have = tree(expected), tree(actual)
-    lines: list[str] = []
-    for name in sorted(want.keys() | have.keys()):
-        a = want.get(name)
-        b = have.get(name)
-        if a and b and filecmp.cmp(a, b, shallow=False):
-            continue
-        old = a.read_text().splitlines(keepends=True) if a else []
-        new = b.read_text().splitlines(keepends=True) if b else []
-        lines += difflib.unified_diff(old, new, f"golden/{name}", f"generated/{name}")
-        if not old and not new:
-            lines.append(f"{name}: {'missing' if a else 'extra'} empty file\n")
-    return lines
+def generate_scaffold(out: Path) -> None:
+    """`out/hello`: the scaffold for a fixed name, installing micro from the index (so no
+    machine's paths end up in it)."""
+    create(project_names(SCAFFOLD_NAME), out / SCAFFOLD_NAME, MicroSource(generator_version()))
 
 
 @click.command()
 @click.option(
-    "--check", is_flag=True, help="Compare with the golden trees; print a diff, write nothing."
+    "--check",
+    is_flag=True,
+    help="Compare with the golden trees; print a diff, write nothing.",
 )
 def main(check: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        out, out_pb2 = Path(tmp) / "golden", Path(tmp) / "golden-pb2"
+        out = Path(tmp) / "golden"
+        out_scaffold = Path(tmp) / "golden-scaffold"
+        out_pb2 = Path(tmp) / "golden-pb2"
         try:
             generate(out)
             generate_pb2(out_pb2)
-        except ProtocError as exc:
+            generate_scaffold(out_scaffold)
+        except (ProtocError, ScaffoldError) as exc:
             raise click.ClickException(str(exc)) from None
-        pairs = ((GOLDEN, out), (GOLDEN_PB2, out_pb2))
+        pairs = ((GOLDEN, out), (GOLDEN_PB2, out_pb2), (GOLDEN_SCAFFOLD, out_scaffold))
         if check:
             diff = [line for golden, fresh in pairs for line in diff_trees(golden, fresh)]
             if diff:
                 sys.stdout.writelines(diff)
                 raise SystemExit(1)
-            click.echo("golden/ and golden-pb2/ are up to date")
+            click.echo("golden/, golden-pb2/ and golden-scaffold/ are up to date")
             return
         for golden, fresh in pairs:
             if golden.exists():

@@ -6,12 +6,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 
 class ProtocError(Exception):
     pass
+
+
+def bin_dir() -> str:
+    """The scripts directory of this Python (a venv's bin/, activated or not)."""
+    return str(Path(sys.executable).parent)
 
 
 def plugin_path(name: str) -> str:
@@ -55,7 +61,9 @@ def protoc(
     tells the micro plugin to use them.
     """
     args = [sys.executable, "-m", "grpc_tools.protoc"]
-    args += [f"-I{p}" for p in proto_path]
+    # Paths are made absolute: protoc runs in an empty directory (see below).
+    out = Path(out).resolve()
+    args += [f"-I{Path(p).resolve()}" for p in proto_path]
     args += [f"-I{p}" for p in include_dirs()]
     if messages == "protobuf":
         betterproto2 = False
@@ -71,8 +79,13 @@ def protoc(
         args += [f"--plugin=protoc-gen-micro={plugin_path('micro')}", f"--micro_out={out}"]
         if micro_opt:
             args.append(f"--micro_opt={micro_opt}")
-    args += list(protos)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    args += [str(Path(p).resolve()) if Path(p).exists() else p for p in protos]
+    out.mkdir(parents=True, exist_ok=True)
+    # betterproto2-compiler leaves out a package's __init__.py when one exists relative to its
+    # working directory, so run it where nothing exists: the output must not depend on the cwd.
+    # It also formats with `ruff` from PATH: this interpreter's (a venv's) scripts come first.
+    env = dict(os.environ, PATH=os.pathsep.join([bin_dir(), os.environ.get("PATH", "")]))
+    with tempfile.TemporaryDirectory(prefix="micro-protoc-") as cwd:
+        result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ProtocError(result.stderr.strip() or f"protoc exited with {result.returncode}")

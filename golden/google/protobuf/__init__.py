@@ -622,7 +622,9 @@ class DescriptorProto(betterproto2.Message):
         9, betterproto2.TYPE_MESSAGE, repeated=True
     )
 
-    reserved_name: "list[str]" = betterproto2.field(10, betterproto2.TYPE_STRING, repeated=True)
+    reserved_name: "list[str]" = betterproto2.field(
+        10, betterproto2.TYPE_STRING, repeated=True
+    )
     """
     Reserved field names, which may not be used by fields in the same message.
     A given name may only be reserved once.
@@ -636,7 +638,9 @@ class DescriptorProto(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "DescriptorProto", DescriptorProto)
+default_message_pool.register_message(
+    "google.protobuf", "DescriptorProto", DescriptorProto
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -715,7 +719,9 @@ class EnumDescriptorProto(betterproto2.Message):
         2, betterproto2.TYPE_MESSAGE, repeated=True
     )
 
-    options: "EnumOptions | None" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, optional=True)
+    options: "EnumOptions | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True
+    )
 
     reserved_range: "list[EnumDescriptorProtoEnumReservedRange]" = betterproto2.field(
         4, betterproto2.TYPE_MESSAGE, repeated=True
@@ -726,7 +732,9 @@ class EnumDescriptorProto(betterproto2.Message):
     overlap.
     """
 
-    reserved_name: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
+    reserved_name: "list[str]" = betterproto2.field(
+        5, betterproto2.TYPE_STRING, repeated=True
+    )
     """
     Reserved enum value names, which may not be reused. A given name may only
     be reserved once.
@@ -740,7 +748,9 @@ class EnumDescriptorProto(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "EnumDescriptorProto", EnumDescriptorProto)
+default_message_pool.register_message(
+    "google.protobuf", "EnumDescriptorProto", EnumDescriptorProto
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -766,7 +776,9 @@ class EnumDescriptorProtoEnumReservedRange(betterproto2.Message):
 
 
 default_message_pool.register_message(
-    "google.protobuf", "EnumDescriptorProto.EnumReservedRange", EnumDescriptorProtoEnumReservedRange
+    "google.protobuf",
+    "EnumDescriptorProto.EnumReservedRange",
+    EnumDescriptorProtoEnumReservedRange,
 )
 
 
@@ -786,7 +798,9 @@ class EnumOptions(betterproto2.Message):
     is a formalization for deprecating enums.
     """
 
-    deprecated_legacy_json_field_conflicts: "bool" = betterproto2.field(6, betterproto2.TYPE_BOOL)
+    deprecated_legacy_json_field_conflicts: "bool" = betterproto2.field(
+        6, betterproto2.TYPE_BOOL
+    )
     """
     Enable the legacy handling of JSON field name conflicts.  This lowercases
     and strips underscored from the fields before comparison in proto3 only.
@@ -796,7 +810,9 @@ class EnumOptions(betterproto2.Message):
     had time to migrate.
     """
 
-    features: "FeatureSet | None" = betterproto2.field(7, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        7, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -853,7 +869,9 @@ class EnumValueOptions(betterproto2.Message):
     this is a formalization for deprecating enum values.
     """
 
-    features: "FeatureSet | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -883,7 +901,9 @@ class EnumValueOptions(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "EnumValueOptions", EnumValueOptions)
+default_message_pool.register_message(
+    "google.protobuf", "EnumValueOptions", EnumValueOptions
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -904,13 +924,17 @@ class ExtensionRangeOptions(betterproto2.Message):
     used externally.
     """
 
-    features: "FeatureSet | None" = betterproto2.field(50, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        50, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     """
 
     verification: "ExtensionRangeOptionsVerificationState" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: ExtensionRangeOptionsVerificationState(0)
+        3,
+        betterproto2.TYPE_ENUM,
+        default_factory=lambda: ExtensionRangeOptionsVerificationState(0),
     )
     """
     The verification state of the range.
@@ -959,7 +983,9 @@ class ExtensionRangeOptionsDeclaration(betterproto2.Message):
 
 
 default_message_pool.register_message(
-    "google.protobuf", "ExtensionRangeOptions.Declaration", ExtensionRangeOptionsDeclaration
+    "google.protobuf",
+    "ExtensionRangeOptions.Declaration",
+    ExtensionRangeOptionsDeclaration,
 )
 
 
@@ -986,7 +1012,9 @@ class FeatureSet(betterproto2.Message):
     )
 
     repeated_field_encoding: "FeatureSetRepeatedFieldEncoding" = betterproto2.field(
-        3, betterproto2.TYPE_ENUM, default_factory=lambda: FeatureSetRepeatedFieldEncoding(0)
+        3,
+        betterproto2.TYPE_ENUM,
+        default_factory=lambda: FeatureSetRepeatedFieldEncoding(0),
     )
 
     utf8_validation: "FeatureSetUtf8Validation" = betterproto2.field(
@@ -1002,14 +1030,18 @@ class FeatureSet(betterproto2.Message):
     )
 
     enforce_naming_style: "FeatureSetEnforceNamingStyle" = betterproto2.field(
-        7, betterproto2.TYPE_ENUM, default_factory=lambda: FeatureSetEnforceNamingStyle(0)
+        7,
+        betterproto2.TYPE_ENUM,
+        default_factory=lambda: FeatureSetEnforceNamingStyle(0),
     )
 
     default_symbol_visibility: "FeatureSetVisibilityFeatureDefaultSymbolVisibility" = (
         betterproto2.field(
             8,
             betterproto2.TYPE_ENUM,
-            default_factory=lambda: FeatureSetVisibilityFeatureDefaultSymbolVisibility(0),
+            default_factory=lambda: FeatureSetVisibilityFeatureDefaultSymbolVisibility(
+                0
+            ),
         )
     )
 
@@ -1057,7 +1089,9 @@ class FeatureSetDefaults(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "FeatureSetDefaults", FeatureSetDefaults)
+default_message_pool.register_message(
+    "google.protobuf", "FeatureSetDefaults", FeatureSetDefaults
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -1154,7 +1188,9 @@ class FieldDescriptorProto(betterproto2.Message):
     it to camelCase.
     """
 
-    options: "FieldOptions | None" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, optional=True)
+    options: "FieldOptions | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, optional=True
+    )
 
     proto3_optional: "bool" = betterproto2.field(17, betterproto2.TYPE_BOOL)
     """
@@ -1284,7 +1320,9 @@ class FieldOptions(betterproto2.Message):
     """
 
     retention: "FieldOptionsOptionRetention" = betterproto2.field(
-        17, betterproto2.TYPE_ENUM, default_factory=lambda: FieldOptionsOptionRetention(0)
+        17,
+        betterproto2.TYPE_ENUM,
+        default_factory=lambda: FieldOptionsOptionRetention(0),
     )
 
     targets: "list[FieldOptionsOptionTargetType]" = betterproto2.field(
@@ -1295,7 +1333,9 @@ class FieldOptions(betterproto2.Message):
         20, betterproto2.TYPE_MESSAGE, repeated=True
     )
 
-    features: "FeatureSet | None" = betterproto2.field(21, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        21, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -1406,23 +1446,31 @@ class FileDescriptorProto(betterproto2.Message):
     e.g. "foo", "foo.bar", etc.
     """
 
-    dependency: "list[str]" = betterproto2.field(3, betterproto2.TYPE_STRING, repeated=True)
+    dependency: "list[str]" = betterproto2.field(
+        3, betterproto2.TYPE_STRING, repeated=True
+    )
     """
     Names of files imported by this file.
     """
 
-    public_dependency: "list[int]" = betterproto2.field(10, betterproto2.TYPE_INT32, repeated=True)
+    public_dependency: "list[int]" = betterproto2.field(
+        10, betterproto2.TYPE_INT32, repeated=True
+    )
     """
     Indexes of the public imported files in the dependency list above.
     """
 
-    weak_dependency: "list[int]" = betterproto2.field(11, betterproto2.TYPE_INT32, repeated=True)
+    weak_dependency: "list[int]" = betterproto2.field(
+        11, betterproto2.TYPE_INT32, repeated=True
+    )
     """
     Indexes of the weak imported files in the dependency list.
     For Google-internal migration only. Do not use.
     """
 
-    option_dependency: "list[str]" = betterproto2.field(15, betterproto2.TYPE_STRING, repeated=True)
+    option_dependency: "list[str]" = betterproto2.field(
+        15, betterproto2.TYPE_STRING, repeated=True
+    )
     """
     Names of files imported by this file purely for the purpose of providing
     option extensions. These are excluded from the dependency list above.
@@ -1447,7 +1495,9 @@ class FileDescriptorProto(betterproto2.Message):
         7, betterproto2.TYPE_MESSAGE, repeated=True
     )
 
-    options: "FileOptions | None" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, optional=True)
+    options: "FileOptions | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, optional=True
+    )
 
     source_code_info: "SourceCodeInfo | None" = betterproto2.field(
         9, betterproto2.TYPE_MESSAGE, optional=True
@@ -1481,7 +1531,9 @@ class FileDescriptorProto(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "FileDescriptorProto", FileDescriptorProto)
+default_message_pool.register_message(
+    "google.protobuf", "FileDescriptorProto", FileDescriptorProto
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -1496,7 +1548,9 @@ class FileDescriptorSet(betterproto2.Message):
     )
 
 
-default_message_pool.register_message("google.protobuf", "FileDescriptorSet", FileDescriptorSet)
+default_message_pool.register_message(
+    "google.protobuf", "FileDescriptorSet", FileDescriptorSet
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -1562,7 +1616,9 @@ class FileOptions(betterproto2.Message):
     top-level extensions defined in the file.
     """
 
-    java_generate_equals_and_hash: "bool" = betterproto2.field(20, betterproto2.TYPE_BOOL)
+    java_generate_equals_and_hash: "bool" = betterproto2.field(
+        20, betterproto2.TYPE_BOOL
+    )
     """
     This option does nothing.
     """
@@ -1672,7 +1728,9 @@ class FileOptions(betterproto2.Message):
     determining the ruby package.
     """
 
-    features: "FeatureSet | None" = betterproto2.field(50, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        50, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -1692,7 +1750,8 @@ class FileOptions(betterproto2.Message):
         super().__post_init__()
         if self.is_set("java_generate_equals_and_hash"):
             warnings.warn(
-                "FileOptions.java_generate_equals_and_hash is deprecated", DeprecationWarning
+                "FileOptions.java_generate_equals_and_hash is deprecated",
+                DeprecationWarning,
             )
 
 
@@ -1716,7 +1775,9 @@ class GeneratedCodeInfo(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "GeneratedCodeInfo", GeneratedCodeInfo)
+default_message_pool.register_message(
+    "google.protobuf", "GeneratedCodeInfo", GeneratedCodeInfo
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -1746,7 +1807,9 @@ class GeneratedCodeInfoAnnotation(betterproto2.Message):
     """
 
     semantic: "GeneratedCodeInfoAnnotationSemantic" = betterproto2.field(
-        5, betterproto2.TYPE_ENUM, default_factory=lambda: GeneratedCodeInfoAnnotationSemantic(0)
+        5,
+        betterproto2.TYPE_ENUM,
+        default_factory=lambda: GeneratedCodeInfoAnnotationSemantic(0),
     )
 
 
@@ -1779,7 +1842,9 @@ class MessageOptions(betterproto2.Message):
     the protocol compiler.
     """
 
-    no_standard_descriptor_accessor: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+    no_standard_descriptor_accessor: "bool" = betterproto2.field(
+        2, betterproto2.TYPE_BOOL
+    )
     """
     Disables the generation of the standard "descriptor()" accessor, which can
     conflict with a field of the same name.  This is meant to make migration
@@ -1819,7 +1884,9 @@ class MessageOptions(betterproto2.Message):
     parser.
     """
 
-    deprecated_legacy_json_field_conflicts: "bool" = betterproto2.field(11, betterproto2.TYPE_BOOL)
+    deprecated_legacy_json_field_conflicts: "bool" = betterproto2.field(
+        11, betterproto2.TYPE_BOOL
+    )
     """
     Enable the legacy handling of JSON field name conflicts.  This lowercases
     and strips underscored from the fields before comparison in proto3 only.
@@ -1833,7 +1900,9 @@ class MessageOptions(betterproto2.Message):
     teams have had time to migrate.
     """
 
-    features: "FeatureSet | None" = betterproto2.field(12, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        12, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -1857,7 +1926,9 @@ class MessageOptions(betterproto2.Message):
             )
 
 
-default_message_pool.register_message("google.protobuf", "MessageOptions", MessageOptions)
+default_message_pool.register_message(
+    "google.protobuf", "MessageOptions", MessageOptions
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -1912,10 +1983,14 @@ class MethodOptions(betterproto2.Message):
     """
 
     idempotency_level: "MethodOptionsIdempotencyLevel" = betterproto2.field(
-        34, betterproto2.TYPE_ENUM, default_factory=lambda: MethodOptionsIdempotencyLevel(0)
+        34,
+        betterproto2.TYPE_ENUM,
+        default_factory=lambda: MethodOptionsIdempotencyLevel(0),
     )
 
-    features: "FeatureSet | None" = betterproto2.field(35, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        35, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -1942,7 +2017,9 @@ class OneofDescriptorProto(betterproto2.Message):
 
     name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    options: "OneofOptions | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    options: "OneofOptions | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
 
 
 default_message_pool.register_message(
@@ -1952,7 +2029,9 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class OneofOptions(betterproto2.Message):
-    features: "FeatureSet | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -1995,7 +2074,9 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class ServiceOptions(betterproto2.Message):
-    features: "FeatureSet | None" = betterproto2.field(34, betterproto2.TYPE_MESSAGE, optional=True)
+    features: "FeatureSet | None" = betterproto2.field(
+        34, betterproto2.TYPE_MESSAGE, optional=True
+    )
     """
     Any features defined in the specific edition.
     WARNING: This field should only be used by protobuf plugins or special
@@ -2024,7 +2105,9 @@ class ServiceOptions(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "ServiceOptions", ServiceOptions)
+default_message_pool.register_message(
+    "google.protobuf", "ServiceOptions", ServiceOptions
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -2087,7 +2170,9 @@ class SourceCodeInfo(betterproto2.Message):
     """
 
 
-default_message_pool.register_message("google.protobuf", "SourceCodeInfo", SourceCodeInfo)
+default_message_pool.register_message(
+    "google.protobuf", "SourceCodeInfo", SourceCodeInfo
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -2314,7 +2399,9 @@ class Timestamp(betterproto2.Message):
         offset = dt - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
         # below is the same as timedelta.total_seconds() but without dividing by 1e6
         # so we end up with microseconds as integers instead of seconds as float
-        offset_us = (offset.days * 24 * 60 * 60 + offset.seconds) * 10**6 + offset.microseconds
+        offset_us = (
+            offset.days * 24 * 60 * 60 + offset.seconds
+        ) * 10**6 + offset.microseconds
         seconds, us = divmod(offset_us, 10**6)
         return cls(seconds, us * 1000)
 
@@ -2322,7 +2409,9 @@ class Timestamp(betterproto2.Message):
         # datetime.fromtimestamp() expects a timestamp in seconds, not microseconds
         # if we pass it as a floating point number, we will run into rounding errors
         # see also #407
-        offset = datetime.timedelta(seconds=self.seconds, microseconds=self.nanos // 1000)
+        offset = datetime.timedelta(
+            seconds=self.seconds, microseconds=self.nanos // 1000
+        )
         return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + offset
 
     @staticmethod
@@ -2410,7 +2499,9 @@ class UninterpretedOption(betterproto2.Message):
     aggregate_value: "str" = betterproto2.field(8, betterproto2.TYPE_STRING)
 
 
-default_message_pool.register_message("google.protobuf", "UninterpretedOption", UninterpretedOption)
+default_message_pool.register_message(
+    "google.protobuf", "UninterpretedOption", UninterpretedOption
+)
 
 
 @dataclass(eq=False, repr=False)

@@ -33,10 +33,14 @@ default_message_pool.register_message("httpapi.v1", "Book", Book)
 class CreateBookRequest(betterproto2.Message):
     parent: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
-    book: "Book | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    book: "Book | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
 
 
-default_message_pool.register_message("httpapi.v1", "CreateBookRequest", CreateBookRequest)
+default_message_pool.register_message(
+    "httpapi.v1", "CreateBookRequest", CreateBookRequest
+)
 
 
 @dataclass(eq=False, repr=False)

@@ -17,7 +17,9 @@ betterproto2.check_compiler_version(_COMPILER_VERSION)
 
 @dataclass(eq=False, repr=False)
 class Profile(betterproto2.Message):
-    nickname: "str | None" = betterproto2.field(1, betterproto2.TYPE_STRING, optional=True)
+    nickname: "str | None" = betterproto2.field(
+        1, betterproto2.TYPE_STRING, optional=True
+    )
 
     age: "int | None" = betterproto2.field(2, betterproto2.TYPE_INT32, optional=True)
 

@@ -56,7 +56,9 @@ class EchoReply(betterproto2.Message):
     metadata: "dict[str, str]" = betterproto2.field(
         2,
         betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
+        map_meta=betterproto2.map_meta(
+            betterproto2.TYPE_STRING, betterproto2.TYPE_STRING
+        ),
     )
 
     peer: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)

@@ -30,9 +30,13 @@ default_message_pool.register_message("shop.common.v1", "Money", Money)
 
 @dataclass(eq=False, repr=False)
 class MoneyRange(betterproto2.Message):
-    low: "Money | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    low: "Money | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
 
-    high: "Money | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    high: "Money | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
 
 
 default_message_pool.register_message("shop.common.v1", "Money.Range", MoneyRange)

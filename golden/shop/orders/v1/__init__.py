@@ -21,7 +21,9 @@ betterproto2.check_compiler_version(_COMPILER_VERSION)
 
 @dataclass(eq=False, repr=False)
 class Order(betterproto2.Message):
-    lines: "list[OrderLine]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+    lines: "list[OrderLine]" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, repeated=True
+    )
 
 
 default_message_pool.register_message("shop.orders.v1", "Order", Order)

@@ -1,0 +1,1 @@
+"""The hello service's own code; the generated code is in gen/."""

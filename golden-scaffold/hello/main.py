@@ -1,0 +1,31 @@
+"""Runs the hello service: `python main.py` (or `make run`).
+
+It registers as "hello" in the registry named by MICRO_REGISTRY (default: a local
+SQLite file shared by the processes of this machine) and stops cleanly on Ctrl-C or
+SIGTERM. MICRO_SERVER_ADDRESS=host:port picks the address (default: 127.0.0.1, any port).
+"""
+
+from __future__ import annotations
+
+import os
+
+import micro
+
+from gen.hello.v1.hello_micro import register_hello_handler
+from hello.handler import SERVICE, Hello
+
+
+def build() -> micro.Service:
+    address = os.environ.get("MICRO_SERVER_ADDRESS", "127.0.0.1:0")
+    service = micro.Service(SERVICE, address=address)
+    register_hello_handler(service, Hello())
+
+    @service.on_start
+    async def announce(service: micro.Service) -> None:
+        print(f"serving {service.name} on {service.address}", flush=True)
+
+    return service
+
+
+if __name__ == "__main__":
+    build().run()
