@@ -21,6 +21,7 @@ __all__ = (
     "register_other_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

@@ -19,6 +19,7 @@ from . import runtime_names as rt
 from .comments import CommentIndex
 from .descriptors import ProtoFileModel, proto_files
 from .http import HttpRuleModel, http_rules
+from .layout import literal
 from .naming import (
     Betterproto2Naming,
     MessageNaming,
@@ -41,7 +42,6 @@ _SERVICE_METHOD = 2
 
 _TIMEOUT = "timeout: float | None = None"
 _METADATA = f"metadata: {rt.METADATA} | None = None"
-_CALL_OPTIONS = "timeout=timeout, metadata=metadata"
 
 
 class ModelError(Exception):
@@ -131,9 +131,10 @@ for _shape in _SHAPES.values():
 class ClientMethodModel:
     define: str  # "async def" or "def"
     py_name: str
-    params: str
+    params: tuple[str, ...]
     returns: str
-    body: str
+    call: str  # "return await self._unary", called with `args`
+    args: tuple[str, ...]
     decorators: tuple[str, ...]
     doc: str
 
@@ -166,7 +167,7 @@ class MethodModel:
     client: ClientMethodModel
     sync_client: ClientMethodModel
     handler_def: str
-    handler_params: str
+    handler_params: tuple[str, ...]
     handler_returns: str
     handler_body: str
 
@@ -431,7 +432,7 @@ def _build_service(
 
 
 def _deprecated(message: str) -> str:
-    return f"_te.deprecated({message!r})"
+    return f"_te.deprecated({literal(message)})"
 
 
 def _build_method(
@@ -465,13 +466,14 @@ def _build_method(
             params += [flavour.input.format(req=req), "/"]
             args.append(flavour.input.split(":")[0])
         params += ["*", _TIMEOUT, _METADATA]
-        call = f"self.{shape.stub_call}({', '.join([*args, _CALL_OPTIONS])})"
+        call = f"self.{shape.stub_call}"
         return ClientMethodModel(
             define="async def" if flavour.is_async else "def",
             py_name=py_name,
-            params=", ".join(params),
+            params=tuple(params),
             returns=flavour.returns.format(req=req, resp=resp),
-            body=f"return await {call}" if flavour.is_async else f"return {call}",
+            call=f"return await {call}" if flavour.is_async else f"return {call}",
+            args=(*args, "timeout=timeout", "metadata=metadata"),
             decorators=decorators,
             doc=doc,
         )
@@ -498,7 +500,7 @@ def _build_method(
         client=client(shape.client),
         sync_client=client(shape.sync_client),
         handler_def="async def" if shape.handler_async else "def",
-        handler_params=f"self, {shape.handler_input.format(req=req)}, context: {rt.CONTEXT}",
+        handler_params=("self", shape.handler_input.format(req=req), f"context: {rt.CONTEXT}"),
         handler_returns=shape.handler_returns.format(req=req, resp=resp),
         handler_body=f"raise {rt.UNIMPLEMENTED}({spec_ref})",
     )

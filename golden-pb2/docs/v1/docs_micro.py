@@ -24,6 +24,7 @@ __all__ = (
     "register_library_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

@@ -22,6 +22,7 @@ __all__ = (
     "register_books_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

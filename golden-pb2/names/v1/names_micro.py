@@ -46,6 +46,7 @@ __all__ = (
     "register_shadows_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

@@ -15,6 +15,7 @@ __all__ = (
     "register_profiles_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

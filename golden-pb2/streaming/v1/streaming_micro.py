@@ -19,6 +19,7 @@ __all__ = (
     "register_streamer_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

@@ -50,6 +50,7 @@ __all__ = (
     "register_shadows_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

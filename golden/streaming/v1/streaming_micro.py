@@ -25,6 +25,7 @@ __all__ = (
     "register_streamer_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

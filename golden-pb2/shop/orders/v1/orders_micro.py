@@ -17,6 +17,7 @@ __all__ = (
     "register_order_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

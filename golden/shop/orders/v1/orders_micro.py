@@ -19,6 +19,7 @@ __all__ = (
     "register_order_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

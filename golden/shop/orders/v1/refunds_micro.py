@@ -16,6 +16,7 @@ __all__ = (
     "register_refunds_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

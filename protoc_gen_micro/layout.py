@@ -1,0 +1,85 @@
+"""Black's layout for the few shapes the templates emit, so the plugin need not run black.
+
+black (pinned) is the reference: `render.format_python` hands a module to black only
+when a line is longer than these rules cover, and a test checks that black leaves
+every generated module unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import black.strings
+
+LINE_LENGTH = 88
+_PAD = "    "
+
+
+def literal(value: str | bytes | bool | int | None) -> str:
+    """A Python literal, quoted as black quotes it (double quotes unless more escapes)."""
+    if isinstance(value, (str, bytes)):
+        return black.strings.normalize_string_quotes(repr(value))
+    return repr(value)
+
+
+def fit(indent: int, head: str, items: Sequence[str], tail: str = "") -> str:
+    """`head(items)tail` laid out as black does: on one line if it fits; else the items
+    on one indented line; else one item a line with a trailing comma."""
+    pad = " " * indent
+    one = f"{pad}{head}({', '.join(items)}){tail}"
+    if len(one) <= LINE_LENGTH:
+        return one
+    body = f"{pad}{_PAD}{', '.join(items)}"
+    if len(items) == 1 or len(body) <= LINE_LENGTH:
+        return f"{pad}{head}(\n{body}\n{pad}){tail}"
+    lines = "".join(f"{pad}{_PAD}{item},\n" for item in items)
+    return f"{pad}{head}(\n{lines}{pad}){tail}"
+
+
+def exploded(indent: int, head: str, items: Sequence[str], tail: str = "") -> str:
+    """`head(items)tail` with a magic trailing comma: black keeps one item a line.
+    A one-item tuple's comma is not magic to black, so the caller avoids that case."""
+    pad = " " * indent
+    lines = "".join(f"{pad}{_PAD}{item},\n" for item in items)
+    return f"{pad}{head}(\n{lines}{pad}){tail}"
+
+
+def tuple_of(indent: int, head: str, items: Sequence[str], tail: str = "") -> str:
+    """A tuple display as black leaves it: `()`, `(x,)`, or one item a line."""
+    pad = " " * indent
+    if not items:
+        return f"{pad}{head}(){tail}"
+    if len(items) == 1:
+        return f"{pad}{head}({items[0]},){tail}"
+    return exploded(indent, head, items, tail)
+
+
+def needs_black(source: str) -> bool:
+    """Whether a line is longer than the rules above cover. black leaves two kinds of long
+    line alone: docstring text (it never wraps prose), and a line whose only long part is
+    one string literal as a keyword argument or tuple item."""
+    in_docstring = False
+    for line in source.splitlines():
+        stripped = line.strip()
+        opens_or_closes = stripped.startswith('"""') or stripped.endswith('"""')
+        one_line_docstring = (
+            len(stripped) >= 6 and stripped.startswith('"""') and (stripped.endswith('"""'))
+        )
+        long = len(line) > LINE_LENGTH
+        if long and not (in_docstring or one_line_docstring or opens_or_closes):
+            if not _literal_item(line):
+                return True
+        if opens_or_closes and not one_line_docstring:
+            in_docstring = not in_docstring
+    return False
+
+
+def _literal_item(line: str) -> bool:
+    stripped = line.strip()
+    if not stripped.endswith(","):
+        return False
+    _, eq, value = stripped[:-1].partition("=")
+    value = value if eq and _.isidentifier() else stripped[:-1]
+    if value[:1] == "b":
+        value = value[1:]
+    return len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and "\n" not in value
