@@ -5,9 +5,11 @@ mostly use :class:`Service`, :class:`Client`, :mod:`micro.errors` and :class:`Co
 """
 
 from micro import errors, sync
+from micro.broker import Broker, Delivery, Message
 from micro.client import Client, ClientCall, ClientMiddleware, ClientNext
 from micro.context import Context
 from micro.errors import Error
+from micro.events import Event
 from micro.metadata import Metadata, MetadataView
 from micro.registry import Endpoint, MemoryRegistry, Node, Registry, ServiceRecord
 from micro.selector import Random, RoundRobin, Selector
@@ -20,19 +22,23 @@ from micro.sync import SyncBidiStream, SyncServerStream, SyncStub
 
 __all__ = [
     "BidiStream",
+    "Broker",
     "Client",
     "ClientCall",
     "ClientMiddleware",
     "ClientNext",
     "Context",
+    "Delivery",
     "Endpoint",
     "Error",
+    "Event",
     "Handler",
     "HandlerCall",
     "HandlerNext",
     "HttpRule",
     "Kind",
     "MemoryRegistry",
+    "Message",
     "Metadata",
     "MetadataView",
     "Method",

@@ -39,8 +39,9 @@ from typing import Any, Self, TypeAlias, TypeVar
 from micro import defaults
 from micro.context import outgoing_deadline, outgoing_metadata
 from micro.errors import Error, Status
+from micro.lookup import NodeCache
 from micro.metadata import Metadata, MetadataView, Pairs
-from micro.registry import Node, NotFound, Registry
+from micro.registry import Node, Registry
 from micro.selector import Selector
 from micro.selector import from_env as selector_from_env
 from micro.spec import AnyMethod, Kind, Method, Req, Resp
@@ -82,7 +83,9 @@ class Client:
     """Calls services by registry name (or static address) over gRPC.
 
     * ``registry``: where service names are resolved (default: the process-wide
-      registry from ``MICRO_REGISTRY``), lookups cached for ``cache_ttl`` seconds;
+      registry from ``MICRO_REGISTRY``); lookups are cached, refreshed by a registry
+      watch (``cache_ttl`` seconds without one), and the last known nodes are used
+      while the registry is unreachable (see :mod:`micro.lookup`);
     * ``selector``: picks a node per attempt (default from ``MICRO_SELECTOR``, random);
     * ``retries`` / ``backoff``: see the module docs;
     * ``timeout``: default per-call timeout in seconds (``None``: no deadline);
@@ -112,7 +115,7 @@ class Client:
         self._middleware = tuple(middleware)
         self._timeout = timeout
         self._cache_ttl = cache_ttl
-        self._cache: dict[str, tuple[float, list[Node]]] = {}
+        self._nodes = NodeCache(lambda: self.registry, cache_ttl)
         self._transport: ClientTransport = (
             transport if transport is not None else GrpclibClientTransport()
         )
@@ -132,7 +135,7 @@ class Client:
 
     async def close(self) -> None:
         """Close all connections (the client stays usable: they reopen on demand)."""
-        self._cache.clear()
+        await self._nodes.close()
         await self._transport.close()
 
     # -- discovery ---------------------------------------------------------------------
@@ -144,23 +147,8 @@ class Client:
         return self._registry
 
     async def lookup(self, service: str) -> list[Node]:
-        """The live nodes of ``service`` (cached briefly); raises 503 if there are none."""
-        now = time.monotonic()
-        cached = self._cache.get(service)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        try:
-            records = await self.registry.get_service(service)
-        except NotFound:
-            records = []
-        nodes = [node for record in records for node in record.nodes]
-        if not nodes:
-            self._cache.pop(service, None)
-            raise Error(
-                CLIENT_ID, 503, f"service {service}: not found", grpc_status=Status.UNAVAILABLE
-            )
-        self._cache[service] = (now + self._cache_ttl, nodes)
-        return nodes
+        """The live nodes of ``service`` (cached); raises 503 if there are none."""
+        return await self._nodes.lookup(service)
 
     async def _pick(self, call: ClientCall, tried: set[str]) -> str:
         if call.address is not None:
@@ -239,7 +227,7 @@ class Client:
                     raise
                 tried.add(address)
                 if call.service is not None:
-                    self._cache.pop(call.service, None)
+                    self._nodes.invalidate(call.service)
                 attempt += 1
                 await asyncio.sleep(delay)
             except BaseException:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from micro.metadata import Metadata, MetadataView, Pairs, is_valid, to_pairs
@@ -35,7 +35,15 @@ class Context:
     and :meth:`set_trailer` (sent with the status at the end).
     """
 
-    __slots__ = ("_header", "_header_sent", "_trailer", "deadline", "metadata", "method", "peer")
+    __slots__ = (
+        "_header",
+        "_header_sent",
+        "_peer",
+        "_trailer",
+        "deadline",
+        "metadata",
+        "method",
+    )
 
     def __init__(
         self,
@@ -43,7 +51,7 @@ class Context:
         *,
         metadata: MetadataView | Metadata | None = None,
         deadline: float | None = None,
-        peer: str = "",
+        peer: str | Callable[[], str] = "",
     ) -> None:
         self.method = method
         if metadata is None or isinstance(metadata, MetadataView):
@@ -53,10 +61,17 @@ class Context:
                 metadata.items() if isinstance(metadata, Mapping) else metadata
             )
         self.deadline = deadline
-        self.peer = peer
+        self._peer = peer  # a callable is resolved on first use (servers look it up lazily)
         self._header: Pairs = []
         self._trailer: Pairs = []
         self._header_sent = False
+
+    @property
+    def peer(self) -> str:
+        peer = self._peer
+        if not isinstance(peer, str):
+            peer = self._peer = peer()
+        return peer
 
     def time_remaining(self) -> float | None:
         """Seconds left until the deadline (>= 0), or ``None`` without a deadline."""

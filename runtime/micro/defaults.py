@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
+from typing import TYPE_CHECKING
 
 from micro import registry as _registry_mod
 from micro.registry import Registry
 
-__all__ = ["registry", "set_registry"]
+if TYPE_CHECKING:
+    from micro.broker import Broker
+
+__all__ = ["broker", "registry", "set_broker", "set_registry"]
 
 _lock = threading.Lock()
 _registry: Registry | None = None
@@ -30,3 +36,30 @@ def set_registry(value: Registry | None) -> None:
     global _registry
     with _lock:
         _registry = value
+
+
+_brokers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Broker] = weakref.WeakKeyDictionary()
+_broker: Broker | None = None
+
+
+def broker() -> Broker:
+    """The broker of the running event loop: ``micro.broker.from_env()`` (``MICRO_BROKER``),
+    built on first use (or the one given to :func:`set_broker`). One per loop: a broker
+    holds connections and tasks of the loop that opened them."""
+    if _broker is not None:
+        return _broker
+    from micro.broker import from_env
+
+    loop = asyncio.get_running_loop()
+    with _lock:
+        found = _brokers.get(loop)
+        if found is None:
+            found = _brokers[loop] = from_env()
+        return found
+
+
+def set_broker(value: Broker | None) -> None:
+    """Use ``value`` as the broker everywhere (``None``: back to one per loop from the env)."""
+    global _broker
+    with _lock:
+        _broker = value

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import betterproto2
 
 from micro import errors
+from micro._protofiles import HEALTH_V1
 from micro.context import Context
 from micro.server import Handler
 from micro.spec import Kind, Method, ServiceSpec
@@ -67,6 +68,7 @@ HEALTH_SPEC = ServiceSpec(
             handler_attr="watch",
         ),
     ),
+    files=(HEALTH_V1,),
 )
 
 

@@ -158,7 +158,10 @@ class Dispatcher:
     async def dispatch(self, inbound: InboundCall) -> None:
         method, handler = self._routes[inbound.method.path]
         ctx = Context(
-            method, metadata=inbound.metadata, deadline=inbound.deadline, peer=inbound.peer
+            method,
+            metadata=inbound.metadata,
+            deadline=inbound.deadline,
+            peer=lambda: inbound.peer,  # resolved only if the handler asks
         )
         if not self.accepting(method):
             await inbound.finish(
@@ -176,7 +179,8 @@ class Dispatcher:
         self, inbound: InboundCall, method: AnyMethod, handler: object, ctx: Context
     ) -> None:
         async def send(item: Any) -> None:
-            await inbound.send_header(ctx._take_header())
+            if not ctx._header_sent:  # once, not a header copy per streamed item
+                await inbound.send_header(ctx._take_header())
             await inbound.send(item)
 
         error: errors.Error | None = None

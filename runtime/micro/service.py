@@ -10,6 +10,10 @@ is reachable and discoverable by then, ``service.address`` is known).
 new calls are refused with 503/``UNAVAILABLE`` (so clients retry on another node) and
 in-flight calls get up to ``grace`` seconds to finish; then the server closes
 (cancelling what is left) and ``on_stop`` hooks run.
+
+Event subscribers (:meth:`Service.subscribe`, see :mod:`micro.events`) are subscribed
+after registration and unsubscribed right after deregistration, before the drain;
+running event handlers finish first.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar
 
 from micro import defaults
+from micro.broker import Broker, BrokerError, Subscription
+from micro.events import Event, EventHandler
 from micro.health import HEALTH_SPEC, HealthHandler, ServingStatus
+from micro.reflection import REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC, ReflectionHandler
 from micro.registry import Endpoint, Node, Registry, RegistryError, ServiceRecord
 from micro.server import Dispatcher, ServerMiddleware
 from micro.spec import AnyMethod, ServiceSpec
@@ -40,6 +47,9 @@ log = logging.getLogger(__name__)
 
 #: an ``on_start`` / ``on_stop`` hook: a plain or async callable taking the service
 Hook = Callable[["Service"], Awaitable[None] | None]
+
+M = TypeVar("M")
+F = TypeVar("F", bound=Callable[..., Awaitable[None]])
 
 DEFAULT_TTL = 15.0
 
@@ -104,6 +114,7 @@ class Service:
         register_ttl: float = DEFAULT_TTL,
         register_interval: float | None = None,
         advertise: str | None = None,
+        broker: Broker | None = None,
     ) -> None:
         if not name:
             raise ValueError("a service needs a name")
@@ -113,6 +124,9 @@ class Service:
         self._bind = parse_address(address)
         self._advertise = advertise
         self._registry = registry
+        self._broker = broker
+        self._subscribers: list[tuple[Event[Any], EventHandler[Any], str | None]] = []
+        self._subscriptions: list[Subscription] = []
         self._on_start = list(on_start)
         self._on_stop = list(on_stop)
         self._ttl = register_ttl
@@ -125,6 +139,10 @@ class Service:
         self._dispatcher.on_call_end = self._call_ended
         self.health = HealthHandler()
         self._dispatcher.add(HEALTH_SPEC, self.health)
+        builtin = (HEALTH_SPEC, REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC)
+        self.reflection = ReflectionHandler(builtin)
+        self._dispatcher.add(REFLECTION_SPEC, self.reflection)
+        self._dispatcher.add(REFLECTION_V1ALPHA_SPEC, self.reflection)
         self._transport: ServerTransport | None = None
         self._address: str | None = None
         self._record: ServiceRecord | None = None
@@ -143,6 +161,7 @@ class Service:
             raise RuntimeError("handlers must be registered before the service starts")
         self._dispatcher.add(spec, handler)
         self._specs.append(spec)
+        self.reflection.add(spec)
 
     def on_start(self, hook: Hook) -> Hook:
         """Add a hook run at the end of :meth:`start` (usable as a decorator)."""
@@ -153,6 +172,47 @@ class Service:
         """Add a hook run at the end of :meth:`stop` (usable as a decorator)."""
         self._on_stop.append(hook)
         return hook
+
+    def subscribe(
+        self,
+        event: Event[M],
+        handler: EventHandler[M],
+        *,
+        queue: str | None = None,
+        broadcast: bool = False,
+    ) -> None:
+        """Call ``handler`` for each message of ``event`` while the service runs.
+
+        The replicas of a service share the messages (queue group ``queue``, by default
+        the service name); ``broadcast=True`` gives every replica every message."""
+        if self._transport is not None:
+            raise RuntimeError("subscribers must be registered before the service starts")
+        if broadcast and event.durable:
+            raise ValueError(f"{event.topic}: a durable event cannot be broadcast")
+        self._subscribers.append((event, handler, None if broadcast else queue or self.name))
+
+    def subscriber(
+        self, event: Event[M], *, queue: str | None = None, broadcast: bool = False
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`subscribe`."""
+
+        def register(func: F) -> F:
+            self.subscribe(event, func, queue=queue, broadcast=broadcast)
+            return func
+
+        return register
+
+    async def publish(
+        self, event: Event[M], message: M, *, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        """Publish ``message`` on ``event``'s topic through this service's broker."""
+        await event.publish(message, metadata=metadata, broker=self.broker)
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            self._broker = defaults.broker()
+        return self._broker
 
     @property
     def registry(self) -> Registry:
@@ -184,7 +244,8 @@ class Service:
         return not self._draining or method.path.startswith("/grpc.health.v1.Health/")
 
     def _counted(self, method: AnyMethod) -> bool:
-        return not method.path.startswith("/grpc.health.v1.Health/")
+        # health and reflection streams stay open as long as a client likes: not in-flight work
+        return not method.path.startswith(("/grpc.health.v1.Health/", "/grpc.reflection."))
 
     def _call_started(self, method: AnyMethod) -> None:
         if self._counted(method):
@@ -228,10 +289,30 @@ class Service:
         self._heartbeat = asyncio.create_task(self._beat(self._record))
         log.info("%s (%s) serving on %s", self.name, self.id, self._address)
         try:
+            await self._subscribe_all()
             await _run_hooks(self._on_start, self)
         except BaseException:
             await self.stop(grace=0)
             raise
+
+    async def _subscribe_all(self) -> None:
+        for event, handler, queue in self._subscribers:
+            try:
+                subscription = await self.broker.subscribe(
+                    event.topic, event.handler(handler), queue=queue, durable=event.durable
+                )
+            except BrokerError as exc:
+                raise StartError(f"{self.name}: cannot subscribe to {event.topic}: {exc}") from exc
+            self._subscriptions.append(subscription)
+
+    async def _unsubscribe_all(self) -> None:
+        subscriptions, self._subscriptions = self._subscriptions, []
+        results = await asyncio.gather(
+            *(s.unsubscribe() for s in subscriptions), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("%s: unsubscribe failed: %s", self.name, result)
 
     async def _beat(self, record: ServiceRecord) -> None:
         while True:
@@ -263,6 +344,7 @@ class Service:
                 log.warning("%s: deregistration failed", self.name, exc_info=True)
         self._draining = True
         self.health.set_all(ServingStatus.NOT_SERVING)
+        await self._unsubscribe_all()  # running event handlers finish first
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=grace)
         except TimeoutError:

@@ -1,7 +1,9 @@
 """Service discovery: the data model, the :class:`Registry` protocol and its backends.
 
-Backends: ``memory`` (:class:`MemoryRegistry`, in-process) and ``local``
-(:class:`LocalRegistry`, SQLite shared by the processes of one machine; the default).
+Backends: ``memory`` (:class:`MemoryRegistry`, in-process), ``local``
+(:class:`LocalRegistry`, SQLite shared by the processes of one machine; the default) and
+``nats`` (:class:`~micro.registry.nats.NatsRegistry`, JetStream KV for several machines;
+``MICRO_REGISTRY_ADDRESS`` is its URL; needs ``pip install 'micro-runtime[nats]'``).
 :func:`from_env` picks one from ``MICRO_REGISTRY``; new backends plug in with
 :func:`register_backend`.
 """
@@ -68,9 +70,16 @@ def _local(environ: Mapping[str, str]) -> Registry:
     return LocalRegistry(environ.get("MICRO_REGISTRY_PATH") or None)
 
 
+def _nats(environ: Mapping[str, str]) -> Registry:
+    from micro.registry.nats import NatsRegistry
+
+    return NatsRegistry(environ.get("MICRO_REGISTRY_ADDRESS") or None)
+
+
 _BACKENDS: dict[str, RegistryFactory] = {
     "memory": _memory,
     "local": _local,
+    "nats": _nats,
 }
 
 

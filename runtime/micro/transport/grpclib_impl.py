@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 import weakref
@@ -74,14 +75,7 @@ class _InboundCall:
         self._metadata = MetadataView(list(metadata.items()) if metadata is not None else [])
         deadline = stream.deadline
         self._deadline = None if deadline is None else time.monotonic() + deadline.time_remaining()
-        peer = ""
-        try:
-            addr = stream.peer.addr()
-        except Exception:  # pragma: no cover - transport without peer info
-            addr = None
-        if addr:
-            peer = format_address(str(addr[0]), int(addr[1]))
-        self._peer = peer
+        self._peer: str | None = None  # looked up on first use: a syscall most calls skip
 
     @property
     def method(self) -> AnyMethod:
@@ -97,6 +91,12 @@ class _InboundCall:
 
     @property
     def peer(self) -> str:
+        if self._peer is None:
+            try:
+                addr = self._stream.peer.addr()
+            except Exception:  # pragma: no cover - transport without peer info
+                addr = None
+            self._peer = format_address(str(addr[0]), int(addr[1])) if addr else ""
         return self._peer
 
     async def recv(self) -> Any | None:
@@ -146,6 +146,23 @@ class _Server(Server):
                 connection.close()
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket created with ``proto=IPPROTO_TCP``: asyncio enables
+    TCP_NODELAY only on sockets whose proto says TCP (accepted sockets inherit it), and
+    without it every unary reply waits ~40 ms for Nagle + delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        if os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class GrpclibServerTransport:
     """Serves ``routes`` (gRPC path -> Method) over grpclib, calling ``dispatch`` per RPC."""
 
@@ -176,8 +193,7 @@ class GrpclibServerTransport:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         if self._server is not None:
             raise RuntimeError("transport already started")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server((host, port), family=family)
+        sock = _listen(host, port)
         try:
             server = _Server([self], codec=MessageCodec())
             await server.start(sock=sock)
@@ -316,7 +332,12 @@ class _OutboundCall:
         with self._errors():
             await self._stream.__aenter__()
             self._entered = True
-            await self._stream.send_request()
+            try:
+                await self._stream.send_request()
+            except AttributeError:
+                # grpclib race: the cached connection was lost a moment ago and has no
+                # transport any more; nothing was sent, so it is UNAVAILABLE (retryable)
+                raise ConnectionResetError("connection closed") from None
 
     async def send(self, message: Any, *, end: bool = False) -> None:
         with self._errors():

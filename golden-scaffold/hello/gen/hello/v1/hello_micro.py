@@ -20,6 +20,7 @@ __all__ = (
     "register_hello_handler",
 )
 
+
 # The compiled .proto and its dependencies, for gRPC reflection.
 _FILES = (
     _micro.ProtoFile(

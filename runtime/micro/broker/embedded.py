@@ -1,0 +1,322 @@
+"""The embedded broker: pub/sub with no server, in one process or across processes.
+
+Design (after go-micro's HTTP broker): each subscription is registered in the registry
+as a node of the service ``micro.broker:<topic>`` (address: this process's broker
+endpoint, metadata: its queue group), kept alive by the same lease/heartbeat as
+services. ``publish`` looks the topic up (through a :class:`micro.Client`, so lookups
+are cached and watch-refreshed), then hands the message to every subscription without a
+queue group and to one random member of each queue group, over the internal gRPC method
+``/micro.broker.v1.Broker/Deliver``. Subscriptions in the publishing process itself are
+fed directly. Whatever registry the services use (``memory``, ``local``, ``nats``) works.
+
+The broker listens on its own 127.0.0.1 port (opened with the first subscription), not
+on a service's port: a process that only subscribes (a worker, a script, a test) works
+too, several services in one process share it, and its lifetime is not tied to any
+one service's drain/stop.
+
+Guarantee: **at most once**. A delivery is queued in the subscriber process and the
+publisher's ``publish`` returns; nothing is stored or retried afterwards. A message
+published while no subscriber is up is dropped; a handler that raises is logged and the
+message is not redelivered (``ack``/``nack`` are no-ops); messages queued in a process
+that dies are lost. A queue-group member that refuses the hand-over (gone, shutting
+down) is skipped for another member. Topics are exact names (no wildcards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import betterproto2
+
+from micro import defaults, errors
+from micro.broker import Delivery, Handler, Message, check_topic, run_handler
+from micro.context import Context
+from micro.errors import Error, Status
+from micro.registry import Node, Registry, ServiceRecord
+from micro.server import Dispatcher
+from micro.spec import Kind, Method, ServiceSpec
+from micro.transport import GrpclibServerTransport, format_address
+
+if TYPE_CHECKING:
+    from micro.client import Client
+
+__all__ = ["DELIVER", "EmbeddedBroker", "Envelope", "topic_service"]
+
+log = logging.getLogger("micro.broker")
+
+DEFAULT_TTL = 15.0
+QUEUE_SIZE = 1024
+
+
+@dataclass(eq=False, repr=False)
+class Envelope(betterproto2.Message):
+    topic: str = betterproto2.field(1, betterproto2.TYPE_STRING)
+    data: bytes = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    content_type: str = betterproto2.field(3, betterproto2.TYPE_STRING)
+    metadata: dict[str, str] = betterproto2.field(  # noqa: RUF009
+        4,
+        betterproto2.TYPE_MAP,
+        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
+    )
+    subscription: str = betterproto2.field(5, betterproto2.TYPE_STRING)
+
+
+@dataclass(eq=False, repr=False)
+class Delivered(betterproto2.Message):
+    pass
+
+
+DELIVER: Method[Envelope, Delivered] = Method(
+    name="Broker.Deliver",
+    path="/micro.broker.v1.Broker/Deliver",
+    kind=Kind.UNARY,
+    request_type=Envelope,
+    response_type=Delivered,
+    handler_attr="deliver",
+    request_name="micro.broker.v1.Envelope",
+    response_name="micro.broker.v1.Delivered",
+)
+BROKER_SPEC = ServiceSpec(name="micro.broker.v1.Broker", methods=(DELIVER,))
+
+
+def topic_service(topic: str) -> str:
+    """The registry name under which ``topic``'s subscriptions are registered."""
+    return f"micro.broker:{topic}"
+
+
+class _Subscription:
+    def __init__(
+        self, broker: EmbeddedBroker, topic: str, handler: Handler, queue: str | None
+    ) -> None:
+        self.id = f"sub-{uuid.uuid4()}"
+        self._broker = broker
+        self._topic = topic
+        self._queue = queue
+        self.handler = handler
+        self.inbox: asyncio.Queue[Message | None] = asyncio.Queue(QUEUE_SIZE)
+        self.worker: asyncio.Task[None] | None = None
+        self.active = True
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    @property
+    def queue(self) -> str | None:
+        return self._queue
+
+    def record(self, address: str) -> ServiceRecord:
+        metadata = {"topic": self._topic, "queue": self._queue or ""}
+        return ServiceRecord(
+            name=topic_service(self._topic),
+            nodes=(Node(id=self.id, address=address, metadata=metadata),),
+        )
+
+    async def run(self) -> None:
+        while (message := await self.inbox.get()) is not None:
+            await run_handler(self.handler, Delivery(message), "embedded broker")
+
+    async def unsubscribe(self) -> None:
+        await self._broker._unsubscribe(self)
+
+
+class _Receiver:
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        self._broker = broker
+
+    async def deliver(self, envelope: Envelope, context: Context) -> Delivered:
+        message = Message(
+            topic=envelope.topic,
+            data=envelope.data,
+            content_type=envelope.content_type,
+            metadata=envelope.metadata,
+        )
+        if not await self._broker._enqueue(envelope.subscription, message):
+            raise errors.unavailable("micro.broker", "no such subscription here")
+        return Delivered()
+
+
+class EmbeddedBroker:
+    """:class:`~micro.broker.Broker` with no server (``MICRO_BROKER=embedded``, default).
+
+    ``registry``: where subscriptions are registered (default: the process-wide one);
+    ``host``: the interface the broker endpoint binds (default ``127.0.0.1``; bind a
+    reachable one only if the registry spans machines); ``timeout``: per hand-over."""
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        host: str = "127.0.0.1",
+        ttl: float = DEFAULT_TTL,
+        timeout: float = 10.0,
+    ) -> None:
+        self._registry = registry
+        self._host = host
+        self._ttl = ttl
+        self._timeout = timeout
+        self._subs: dict[str, _Subscription] = {}
+        self._server: GrpclibServerTransport | None = None
+        self._address: str | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._client: Client | None = None
+        self._warned_durable = False
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = defaults.registry()
+        return self._registry
+
+    def _client_for(self) -> Client:
+        if self._client is None:
+            from micro.client import Client
+
+            self._client = Client(registry=self.registry, retries=0)
+        return self._client
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _listen(self) -> str:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._address is None:
+                dispatcher = Dispatcher(name="micro.broker")
+                dispatcher.add(BROKER_SPEC, _Receiver(self))
+                server = GrpclibServerTransport(dispatcher.routes, dispatcher.dispatch)
+                host, port = await server.start(self._host, 0)
+                self._server, self._address = server, format_address(host, port)
+                self._heartbeat = asyncio.create_task(self._beat())
+            return self._address
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl / 3)
+            for sub in list(self._subs.values()):
+                try:
+                    await self.registry.register(sub.record(self._address or ""), ttl=self._ttl)
+                except Exception:
+                    log.warning("embedded broker: re-registration failed", exc_info=True)
+
+    async def _enqueue(self, subscription: str, message: Message) -> bool:
+        sub = self._subs.get(subscription)
+        if sub is None or not sub.active:
+            return False
+        await sub.inbox.put(message)
+        return True
+
+    async def subscribe(
+        self,
+        topic: str,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        durable: bool = False,
+    ) -> _Subscription:
+        check_topic(topic)
+        if durable:
+            self._warn_durable()
+        address = await self._listen()
+        sub = _Subscription(self, topic, handler, queue or None)
+        sub.worker = asyncio.create_task(sub.run())
+        self._subs[sub.id] = sub
+        await self.registry.register(sub.record(address), ttl=self._ttl)
+        return sub
+
+    async def _unsubscribe(self, sub: _Subscription) -> None:
+        if not sub.active:
+            return
+        sub.active = False
+        try:
+            await self.registry.deregister(sub.record(self._address or ""))
+        except Exception:
+            log.warning("embedded broker: deregistration failed", exc_info=True)
+        await sub.inbox.put(None)  # the worker finishes what is queued, then stops
+        if sub.worker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await sub.worker
+        self._subs.pop(sub.id, None)
+
+    # -- publishing --------------------------------------------------------------------
+
+    def _warn_durable(self) -> None:
+        if not self._warned_durable:
+            self._warned_durable = True
+            log.warning(
+                "the embedded broker delivers at most once; durable delivery needs "
+                "MICRO_BROKER=nats (continuing at most once)"
+            )
+
+    async def publish(self, message: Message, *, durable: bool = False) -> None:
+        check_topic(message.topic)
+        if durable:
+            self._warn_durable()
+        client = self._client_for()
+        try:
+            nodes: list[Node] = await client.lookup(topic_service(message.topic))
+        except Error as exc:
+            if exc.grpc_status is Status.UNAVAILABLE:
+                log.debug("embedded broker: no subscribers for %r", message.topic)
+                return
+            raise
+        groups: dict[str, list[Node]] = {}
+        targets: list[list[Node]] = []
+        for node in nodes:
+            queue = node.metadata.get("queue", "")
+            if queue:
+                groups.setdefault(queue, []).append(node)
+            else:
+                targets.append([node])
+        for members in groups.values():
+            targets.append(random.sample(members, len(members)))
+        await asyncio.gather(*(self._hand_over(message, members) for members in targets))
+
+    async def _hand_over(self, message: Message, members: list[Node]) -> None:
+        """Give ``message`` to the first of ``members`` that takes it."""
+        for node in members:
+            if node.address == self._address and await self._enqueue(node.id, message):
+                return
+            envelope = Envelope(
+                topic=message.topic,
+                data=message.data,
+                content_type=message.content_type,
+                metadata=dict(message.metadata),
+                subscription=node.id,
+            )
+            try:
+                await self._client_for().unary(
+                    DELIVER, envelope, address=node.address, timeout=self._timeout
+                )
+                return
+            except Error as exc:
+                if exc.grpc_status is not Status.UNAVAILABLE:
+                    log.warning("embedded broker: delivery to %s failed: %s", node.address, exc)
+                    return
+        log.debug("embedded broker: no subscriber of %r took the message", message.topic)
+
+    async def close(self) -> None:
+        for sub in list(self._subs.values()):
+            await self._unsubscribe(sub)
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        server, self._server, self._address = self._server, None, None
+        if server is not None:
+            await server.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+        self._lock = None
+
+    def __repr__(self) -> str:
+        return f"EmbeddedBroker(address={self._address!r}, subscriptions={len(self._subs)})"

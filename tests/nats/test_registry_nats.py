@@ -1,0 +1,149 @@
+"""The NATS registry against a real nats-server, with nodes in real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import micro
+from micro.registry import EventType, Node, NotFound, ServiceRecord, from_env
+from micro.registry.nats import NatsRegistry
+from tests.cluster import ROOT
+from tests.nats.server import free_port
+from tests.runtime.procs import nodes
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def registry(nats_url: str) -> AsyncIterator[NatsRegistry]:
+    async with NatsRegistry(nats_url) as reg:
+        yield reg
+
+
+async def wait_for(predicate: object, timeout: float) -> float:
+    """Poll an async predicate until true; returns the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if await predicate():  # type: ignore[operator]
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def test_register_lookup_watch_deregister_across_instances(
+    nats_url: str, registry: NatsRegistry
+) -> None:
+    name = unique("svc")
+    record = ServiceRecord(name, "1.0", (Node("n1", "127.0.0.1:1", {"zone": "a"}),))
+    async with NatsRegistry(nats_url) as other:
+        watcher = other.watch(name)
+        first = asyncio.ensure_future(watcher.__anext__())
+        await asyncio.sleep(0.3)  # the watcher is attached
+        await registry.register(record, ttl=30)
+        event = await asyncio.wait_for(first, 5)
+        assert event.type is EventType.CREATE and event.service.nodes == record.nodes
+        assert await other.get_service(name) == [record]
+        assert record in await other.list_services()
+        await registry.deregister(record)
+        event = await asyncio.wait_for(watcher.__anext__(), 5)
+        assert event.type is EventType.DELETE
+        with pytest.raises(NotFound):
+            await other.get_service(name)
+        watcher.stop()
+
+
+async def test_names_with_any_characters_are_keys(registry: NatsRegistry) -> None:
+    name = unique("odd name/with:chars*>")
+    record = ServiceRecord(name, "", (Node("node id ü", "127.0.0.1:2"),))
+    await registry.register(record, ttl=30)
+    assert await registry.get_service(name) == [record]
+    await registry.deregister(record)
+
+
+async def test_sigkilled_node_disappears_within_its_ttl(
+    nats_url: str, registry: NatsRegistry, tmp_path: Path
+) -> None:
+    name, ttl = unique("expiry"), 2.0
+    env = {"MICRO_REGISTRY": "nats", "MICRO_REGISTRY_ADDRESS": nats_url}
+    with nodes(env, tmp_path / "events") as group:
+        node = group.start(name, "a", "--ttl", str(ttl))
+        records = await registry.get_service(name)
+        assert [n.address for r in records for n in r.nodes] == [node.address]
+        watcher = registry.watch(name)
+        pending = asyncio.ensure_future(watcher.__anext__())
+        await asyncio.sleep(0.2)
+        node.kill()  # SIGKILL: no deregistration, no more heartbeats
+        killed = time.monotonic()
+        event = await asyncio.wait_for(pending, ttl + 2)
+        assert event.type is EventType.DELETE
+        took = time.monotonic() - killed
+        assert took <= ttl + 0.5, took
+        with pytest.raises(NotFound):
+            await registry.get_service(name)
+        async with NatsRegistry(nats_url) as fresh:  # a newcomer never sees the dead node
+            with pytest.raises(NotFound):
+                await fresh.get_service(name)
+        watcher.stop()
+
+
+async def test_sigterm_deregisters_at_once(
+    nats_url: str, registry: NatsRegistry, tmp_path: Path
+) -> None:
+    name = unique("graceful")
+    env = {"MICRO_REGISTRY": "nats", "MICRO_REGISTRY_ADDRESS": nats_url}
+    with nodes(env, tmp_path / "events") as group:
+        node = group.start(name, "a", "--ttl", "30")
+        await registry.get_service(name)
+        assert node.terminate() == 0
+
+        async def gone() -> bool:
+            try:
+                await registry.get_service(name)
+            except NotFound:
+                return True
+            return False
+
+        assert await wait_for(gone, 5) < 5  # long before the 30 s lease
+
+
+def test_env_selects_the_nats_registry() -> None:
+    reg = from_env({"MICRO_REGISTRY": "nats", "MICRO_REGISTRY_ADDRESS": "nats://127.0.0.1:1"})
+    assert isinstance(reg, NatsRegistry) and reg.address == "nats://127.0.0.1:1"
+    with pytest.raises(ValueError, match="valid values: local, memory, nats"):
+        from_env({"MICRO_REGISTRY": "etcd"})
+
+
+def test_unreachable_nats_is_a_one_line_start_error(tmp_path: Path) -> None:
+    env = {
+        "MICRO_REGISTRY": "nats",
+        "MICRO_REGISTRY_ADDRESS": f"nats://127.0.0.1:{free_port()}",
+        "PYTHONPATH": str(ROOT),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.runtime.event_node", "svc", "a"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot reach NATS" in lines[0], done.stderr
+
+
+async def test_registry_is_usable_from_micro_namespace() -> None:
+    assert micro.Registry is not None  # the protocol NatsRegistry implements
+    assert isinstance(NatsRegistry(), micro.Registry)
