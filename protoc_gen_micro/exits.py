@@ -1,0 +1,82 @@
+"""Exit codes of the `micro` runtime commands (services, describe, call, stream, health,
+publish). Each failure is one `Error: ...` line on stderr and its own exit code, so scripts
+can tell them apart; README.md ("The micro CLI") documents the table."""
+
+from __future__ import annotations
+
+from .cli import EXIT_FAILURE, EXIT_USAGE, CliError, UsageFailure
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INVALID_FIELD",
+    "EXIT_INVALID_JSON",
+    "EXIT_REMOTE_ERROR",
+    "EXIT_TIMEOUT",
+    "EXIT_UNKNOWN_ENDPOINT",
+    "EXIT_UNKNOWN_SERVICE",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "InvalidField",
+    "InvalidJson",
+    "OneLineError",
+    "RemoteError",
+    "TimedOut",
+    "UnknownEndpoint",
+    "UnknownService",
+    "Unreachable",
+    "UsageFailure",
+]
+
+EXIT_UNKNOWN_SERVICE = 3
+EXIT_UNKNOWN_ENDPOINT = 4
+EXIT_INVALID_JSON = 5
+EXIT_INVALID_FIELD = 6
+EXIT_TIMEOUT = 7
+EXIT_REMOTE_ERROR = 8
+EXIT_UNREACHABLE = 9
+
+
+class OneLineError(CliError):
+    """Whitespace (newlines from protobuf's or a server's messages) collapses to one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class UnknownService(OneLineError):
+    """No live node of the service is registered (or, with --address, the server has no
+    such service)."""
+
+    exit_code = EXIT_UNKNOWN_SERVICE
+
+
+class UnknownEndpoint(OneLineError):
+    exit_code = EXIT_UNKNOWN_ENDPOINT
+
+
+class InvalidJson(OneLineError):
+    """The request is not JSON at all."""
+
+    exit_code = EXIT_INVALID_JSON
+
+
+class InvalidField(OneLineError):
+    """The JSON does not fit the request message: unknown field, wrong type or value."""
+
+    exit_code = EXIT_INVALID_FIELD
+
+
+class TimedOut(OneLineError):
+    exit_code = EXIT_TIMEOUT
+
+
+class RemoteError(OneLineError):
+    """The service answered with an error (a micro.errors.Error or a gRPC status)."""
+
+    exit_code = EXIT_REMOTE_ERROR
+
+
+class Unreachable(OneLineError):
+    """No node answered, the registry is unavailable, or the server has no reflection."""
+
+    exit_code = EXIT_UNREACHABLE
