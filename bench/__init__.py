@@ -1,0 +1,1 @@
+"""Benchmarks against the anchors (grpcio, grpclib, betterproto2): ``python -m bench``."""

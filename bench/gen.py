@@ -1,0 +1,33 @@
+"""Generate the RPC benchmark's code from bench/protos, at bench time.
+
+``OUT/bp/bpgen`` (package ``bpgen``): betterproto2 messages + micro modules;
+``OUT/pb``: ``_pb2`` messages, grpcio's ``_pb2_grpc`` and grpclib's ``_grpc`` modules.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from protoc_gen_micro.protoc import protoc
+
+PROTOS = Path(__file__).resolve().parent / "protos"
+BENCH_PROTO = "benchpb/v1/bench.proto"
+
+
+def generate(out: Path) -> Path:
+    protoc([BENCH_PROTO], proto_path=[str(PROTOS)], out=out / "bp" / "bpgen")
+    (out / "pb").mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}",
+            f"--python_out={out / 'pb'}", f"--grpc_python_out={out / 'pb'}",
+            f"--grpclib_python_out={out / 'pb'}", BENCH_PROTO,
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    for pkg in ("benchpb", "benchpb/v1"):
+        (out / "pb" / pkg / "__init__.py").touch()
+    return out

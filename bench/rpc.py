@@ -1,0 +1,136 @@
+"""RPC + memory benchmark: server and client in separate processes on 127.0.0.1.
+
+Each round runs every stack once (the order rotated per round): start its server, wait
+1 s and read its idle RSS, run the client's whole load (unary small/medium at each
+concurrency, then the server stream), read the server's peak RSS, stop the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.gen import generate
+from bench.rpc_worker import STACKS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    duration: float
+    warmup: float
+    concurrency: tuple[int, ...] = (1, 64)
+    sizes: tuple[str, ...] = ("small", "medium")
+    stream_count: int = 100_000
+
+
+@dataclass
+class RpcResults:
+    spec: LoadSpec
+    # (stack, metric key like "unary/small/c64") -> one result dict per round
+    samples: dict[tuple[str, str], list[dict[str, float]]] = field(default_factory=dict)
+    idle_rss_kb: dict[str, list[int]] = field(default_factory=dict)
+    peak_rss_kb: dict[str, list[int]] = field(default_factory=dict)
+
+    def median(self, stack: str, key: str, metric: str) -> float | None:
+        rounds = self.samples.get((stack, key))
+        if not rounds:
+            return None
+        return statistics.median(r[metric] for r in rounds)
+
+
+def _status_kb(pid: int, field_name: str) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field_name} for pid {pid}")
+
+
+def _start_server(stack: str, gen: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.rpc_worker", "serve", stack, str(gen)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()  # bounded: the server prints READY or exits
+    if not line.startswith("READY "):
+        process.kill()
+        _, err = process.communicate(timeout=30)
+        raise RuntimeError(f"{stack} server did not start: {err.strip()[-500:]}")
+    return process, line.split()[1]
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate(timeout=30)
+
+
+def run_stack(
+    stack: str, gen: Path, env: dict[str, str], spec: LoadSpec, results: RpcResults
+) -> None:
+    server, target = _start_server(stack, gen, env)
+    try:
+        time.sleep(1.0)
+        results.idle_rss_kb.setdefault(stack, []).append(_status_kb(server.pid, "VmRSS"))
+        args = [
+            sys.executable, "-m", "bench.rpc_worker", "load", stack, str(gen), target,
+            "--duration", str(spec.duration), "--warmup", str(spec.warmup),
+            "--concurrency", *map(str, spec.concurrency), "--sizes", *spec.sizes,
+            "--stream-count", str(spec.stream_count),
+        ]  # fmt: skip
+        budget = 120 + len(spec.sizes) * len(spec.concurrency) * (spec.duration + spec.warmup)
+        done = subprocess.run(
+            args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{stack} client failed: {done.stderr.strip()[-800:]}")
+        results.peak_rss_kb.setdefault(stack, []).append(_status_kb(server.pid, "VmHWM"))
+        for key, value in json.loads(done.stdout.strip().splitlines()[-1]).items():
+            results.samples.setdefault((stack, key), []).append(value)
+    finally:
+        _stop(server)
+
+
+def run(
+    rounds: int,
+    spec: LoadSpec,
+    stacks: tuple[str, ...] = STACKS,
+    log: Callable[[str], None] = print,
+) -> RpcResults:
+    work = Path(tempfile.mkdtemp(prefix="micro-bench-rpc-"))
+    try:
+        gen = generate(work / "gen")
+        env = dict(
+            os.environ,
+            MICRO_REGISTRY="local",
+            MICRO_REGISTRY_PATH=str(work / "registry.db"),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        )
+        results = RpcResults(spec)
+        for round_no in range(rounds):
+            shift = round_no % len(stacks)
+            for stack in stacks[shift:] + stacks[:shift]:
+                log(f"  rpc {round_no + 1}/{rounds}: {stack}")
+                run_stack(stack, gen, env, spec, results)
+        return results
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

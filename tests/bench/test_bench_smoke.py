@@ -1,0 +1,49 @@
+"""The benchmark suite still runs (no timing is asserted: speed lives only in bench/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.corpus import write_corpus
+from protoc_gen_micro.protoc import include_dirs
+from tests.cluster import ROOT
+
+
+def test_corpus_compiles_with_protoc(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "protos", packages=3, files_per_package=2, seed=7)
+    assert len(corpus.files) == 6
+    text = (corpus.root / corpus.files[-1]).read_text()
+    for shape in ("map<", "repeated ", "oneof ", "enum ", "import ", "stream "):
+        assert shape in text
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "grpc_tools.protoc", f"-I{corpus.root}",
+            *(f"-I{d}" for d in include_dirs()), f"--python_out={out}", *corpus.files,
+        ],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(list(out.rglob("*_pb2.py"))) == 6
+
+
+def test_rpc_smoke_writes_its_table(tmp_path: Path) -> None:
+    report = tmp_path / "smoke.md"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "--smoke", "--suites", "rpc", "memory",
+            "--stacks", "micro", "grpclib-bp2", "--duration", "0.3", "--stream-count", "500",
+            "--out", str(report),
+        ],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = report.read_text()
+    assert "### RPC" in text and "### Memory" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| micro |", "| grpclib-bp2 |"))]
+    assert len(rows) == 4  # one RPC row and one memory row per stack
+    assert all("-" not in row.split("|")[2] for row in rows)  # every cell has a number
+    assert "unary/small/c64 req/s ratio" in text
