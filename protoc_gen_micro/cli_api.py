@@ -1,0 +1,142 @@
+"""`micro api`: serve the HTTP/JSON gateway; `micro api routes`: print its route table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from micro.transport import parse_address
+
+from .cli import CliError
+from .exits import UsageFailure
+from .gateway.headers import DEFAULT_ALLOW, DEFAULT_PREFIX, HeaderPolicy
+from .gateway.routes import RouteTable
+from .ops import emit, options_from, registry_options, run, table
+
+__all__ = ["COMMANDS"]
+
+DEFAULT_ADDRESS = "127.0.0.1:8080"
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+@click.group("api", invoke_without_command=True)
+@click.option(
+    "--address", default=DEFAULT_ADDRESS, show_default=True, help="HOST:PORT to listen on."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Deadline of a call in seconds when the request has no Micro-Timeout header.",
+)
+@click.option(
+    "--max-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Upper bound for a Micro-Timeout header, in seconds.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    help="Largest request body in bytes; a larger one gets 413.",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    help="Also pass this request header to the service as metadata (repeatable). "
+    f"Always passed: {', '.join(DEFAULT_ALLOW)}.",
+)
+@click.option(
+    "--header-prefix",
+    default=DEFAULT_PREFIX,
+    show_default=True,
+    help="Headers with this prefix pass as metadata, the prefix removed ('' turns it off).",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="Allow cross-origin requests from this origin ('*' for any; repeatable). "
+    "Default: CORS off.",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM/SIGINT, seconds the requests in flight get to finish.",
+)
+@click.option("--access-log", is_flag=True, help="Log every request.")
+@registry_options
+@click.pass_context
+def api(ctx: click.Context, /, **kwargs: Any) -> None:
+    """Serve every registered service over HTTP/JSON, routed by google.api.http rules.
+
+    \b
+    micro api --address 127.0.0.1:8080
+    micro api routes      # the route table
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    options = options_from(kwargs)
+    try:
+        from .gateway.app import GatewayConfig
+        from .gateway.serve import bind, serve
+    except ImportError as exc:
+        raise UsageFailure(
+            f"micro api needs the 'api' extra (pip install 'protoc-gen-micro[api]'): {exc}"
+        ) from None
+    try:
+        host, port = parse_address(kwargs["address"])
+    except ValueError as exc:
+        raise UsageFailure(str(exc)) from None
+    policy = HeaderPolicy(
+        allow=frozenset(DEFAULT_ALLOW) | {h.lower() for h in kwargs["headers"]},
+        prefix=kwargs["header_prefix"].lower(),
+        default_timeout=kwargs["timeout"],
+        max_timeout=kwargs["max_timeout"],
+    )
+    config = GatewayConfig(
+        headers=policy, max_body=kwargs["max_body"], cors_origins=tuple(kwargs["cors_origins"])
+    )
+    registry = options.open_registry()
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {kwargs['address']}: {exc.strerror or exc}") from None
+    serve(
+        registry,
+        config,
+        sock,
+        grace=kwargs["grace"],
+        log_level="info" if kwargs["access_log"] else "warning",
+        access_log=kwargs["access_log"],
+    )
+
+
+@api.command("routes")
+@registry_options
+def routes(**kwargs: Any) -> None:
+    """Print the route table: method, path, service, endpoint and the rule it came from."""
+    options = options_from(kwargs)
+
+    async def main() -> RouteTable:
+        registry = options.open_registry()
+        try:
+            return RouteTable.from_records(await registry.list_services())
+        finally:
+            await registry.close()
+
+    found = run(main())
+    rows = [(r.method, r.path, r.service, r.endpoint, r.describe_rule()) for r in found.routes]
+    text = table(("METHOD", "PATH", "SERVICE", "ENDPOINT", "RULE"), rows) if rows else "no routes"
+    emit(options, text, [r.to_dict() for r in found.routes])
+
+
+COMMANDS = [api]

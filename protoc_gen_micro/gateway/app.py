@@ -1,0 +1,276 @@
+"""The gateway as an ASGI app (starlette): route, transcode, call, answer.
+
+The route table follows the registry: read at startup, re-read on every registry watch
+event (and every `resync` seconds in case a watch misses one), so routes appear and
+disappear as services come and go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.message import Message
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount
+from starlette.types import Receive, Scope, Send
+
+import micro
+from micro import registry as registry_mod
+
+from ..dynamic import DynamicMethod
+from .catalog import Catalog
+from .errors import HttpError, from_micro
+from .headers import TIMEOUT_HEADER, HeaderPolicy
+from .routes import Match, Route, RouteTable
+from .streaming import StreamFormat
+from .transcode import build_request, parse_body, reply_json
+
+__all__ = ["Gateway", "GatewayConfig", "build_app"]
+
+log = logging.getLogger("micro.api")
+
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    headers: HeaderPolicy = field(default_factory=HeaderPolicy)
+    max_body: int = DEFAULT_MAX_BODY
+    cors_origins: tuple[str, ...] = ()
+    resync: float = 30.0
+
+
+def _signatures(records: Sequence[micro.ServiceRecord]) -> dict[str, tuple[object, ...]]:
+    grouped: dict[str, set[tuple[str, str, str, str, str]]] = {}
+    for record in records:
+        for e in record.endpoints:
+            grouped.setdefault(record.name, set()).add(
+                (e.name, e.path, e.kind, e.request, e.response)
+            )
+    return {name: tuple(sorted(items)) for name, items in grouped.items()}
+
+
+class Gateway:
+    def __init__(self, registry: micro.Registry, config: GatewayConfig) -> None:
+        self.config = config
+        self.registry = registry
+        self.client = micro.Client(registry=registry)
+        self.catalog = Catalog(self.client)
+        self.table = RouteTable()
+        self._signatures: dict[str, tuple[object, ...]] = {}
+        self._follower: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    # -- the route table ---------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        records = await self.registry.list_services()
+        self._signatures = _signatures(records)
+        self.catalog.forget_changed(self._signatures)
+        table = RouteTable.from_records(records)
+        if [r.to_dict() for r in table.routes] != [r.to_dict() for r in self.table.routes]:
+            log.info("route table: %d routes from %d services", len(table), len(records))
+        self.table = table
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async with self.registry.watch() as watcher:
+                    async for _ in watcher:
+                        self._changed.set()
+            except registry_mod.RegistryError as exc:
+                log.warning("registry watch failed: %s", exc)
+            await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
+        watch = asyncio.create_task(self._watch())
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.config.resync):
+                        await self._changed.wait()
+                self._changed.clear()
+                try:
+                    await self.refresh()
+                except (registry_mod.RegistryError, OSError) as exc:
+                    log.warning("registry unavailable, keeping the last routes: %s", exc)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
+    async def start(self) -> None:
+        try:
+            await self.refresh()
+        except (registry_mod.RegistryError, OSError) as exc:
+            log.warning("registry unavailable, starting with no routes: %s", exc)
+        self._follower = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await self.catalog.close()
+        await self.client.close()
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._handle(request)
+        except HttpError as exc:
+            return _error_response(exc)
+        except micro.Error as exc:
+            return _error_response(from_micro(exc))
+        except ClientDisconnect:
+            return Response(status_code=499)
+
+    def _route(self, request: Request) -> Match:
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw_path.decode("latin-1").partition("?")[0]
+        method = request.method.upper()
+        found = self.table.match(method, path)
+        if found is None and method == "HEAD":
+            found = self.table.match("GET", path)
+        if found is not None:
+            return found
+        allowed = self.table.allowed(path)
+        if allowed:
+            raise HttpError(
+                405,
+                f"{method} is not allowed on {path} (allowed: {', '.join(allowed)})",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        closest = [
+            f"{r.label} -> {r.service} {r.endpoint}" for r in self.table.closest(method, path)
+        ]
+        hint = f"; closest: {'; '.join(closest)}" if closest else "; no routes are registered"
+        raise HttpError(404, f"no route for {method} {path}{hint}", extra={"routes": closest})
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.config.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HttpError(413, f"the body is {declared} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _handle(self, request: Request) -> Response:
+        match = self._route(request)
+        route = match.route
+        policy = self.config.headers
+        timeout = policy.timeout(request.headers.get(TIMEOUT_HEADER))
+        metadata = policy.metadata(request.headers.items())
+        if route.kind not in (micro.Kind.UNARY.value, micro.Kind.SERVER_STREAM.value):
+            raise HttpError(
+                501, f"{route.endpoint} is a {route.kind} endpoint: not callable over HTTP"
+            )
+        body: Any = None
+        if route.body:
+            body = parse_body(await self._read_body(request))
+        method = await self.catalog.method(
+            route.service, route.grpc_path, self._signatures.get(route.service, ())
+        )
+        message = build_request(
+            method,
+            body_rule=route.body,
+            body=body,
+            variables=match.variables,
+            query=request.query_params.multi_items(),
+        )
+        if method.method.kind is micro.Kind.SERVER_STREAM:
+            accept = request.headers.get("accept", "")
+            return await self._stream(route, method, message, timeout, metadata, accept)
+        reply = await self.client.unary(
+            method.method, message, service=route.service, timeout=timeout, metadata=metadata
+        )
+        return JSONResponse(reply_json(method, reply, route.response_body))
+
+    async def _stream(
+        self,
+        route: Route,
+        method: DynamicMethod,
+        message: Message,
+        timeout: float,
+        metadata: list[tuple[str, str]],
+        accept: str,
+    ) -> Response:
+        fmt = StreamFormat.negotiate(accept)
+        replies = self.client.server_stream(
+            method.method, message, service=route.service, timeout=timeout, metadata=metadata
+        )
+        try:
+            first = await anext(replies, None)  # errors before the first message: a status
+        except BaseException:
+            await replies.aclose()
+            raise
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                if first is not None:
+                    yield fmt.message(reply_json(method, first, route.response_body))
+                    async for reply in replies:
+                        yield fmt.message(reply_json(method, reply, route.response_body))
+            except micro.Error as exc:
+                yield fmt.error(from_micro(exc).body())
+            except HttpError as exc:
+                yield fmt.error(exc.body())
+            finally:
+                await replies.aclose()
+
+        return StreamingResponse(
+            body(), media_type=fmt.media_type, headers={"Cache-Control": "no-cache"}
+        )
+
+
+def _error_response(exc: HttpError) -> Response:
+    if exc.code >= 500 and exc.id == "micro.api":
+        log.warning("%d %s", exc.code, exc.detail)
+    return JSONResponse(exc.body(), status_code=exc.code, headers=exc.headers)
+
+
+def build_app(gateway: Gateway) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    middleware = []
+    if gateway.config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(gateway.config.cors_origins),
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=["*"],
+            )
+        )
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await gateway.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    # a Mount, not a Route: every method reaches the gateway, custom verbs included
+    return Starlette(routes=[Mount("", app=endpoint)], middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,64 @@
+"""What of an HTTP request reaches the service: headers as metadata, and the deadline.
+
+* Headers named in the allowlist (default :data:`DEFAULT_ALLOW`) pass as metadata under
+  their own (lower-case) name.
+* Headers starting with the prefix (default `Micro-Meta-`) pass with the prefix removed:
+  `Micro-Meta-Tenant: acme` arrives as metadata `tenant: acme`.
+* Nothing else does (no Host, Cookie, Content-Length, ...).
+* `Micro-Timeout: SECONDS` (a positive decimal) sets the call's deadline; without it the
+  gateway's default timeout applies. It is capped by the gateway's maximum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from micro.metadata import is_valid
+
+from .errors import HttpError
+
+__all__ = ["DEFAULT_ALLOW", "DEFAULT_PREFIX", "TIMEOUT_HEADER", "HeaderPolicy"]
+
+DEFAULT_ALLOW = ("authorization", "x-request-id", "traceparent", "tracestate")
+DEFAULT_PREFIX = "micro-meta-"
+TIMEOUT_HEADER = "micro-timeout"
+
+
+@dataclass(frozen=True)
+class HeaderPolicy:
+    allow: frozenset[str] = field(default_factory=lambda: frozenset(DEFAULT_ALLOW))
+    prefix: str = DEFAULT_PREFIX
+    default_timeout: float = 30.0
+    max_timeout: float = 300.0
+
+    def metadata(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for name, value in headers:
+            key = name.lower()
+            if self.prefix and key.startswith(self.prefix):
+                key = key[len(self.prefix) :]
+            elif key not in self.allow:
+                continue
+            if not is_valid(key, value):
+                raise HttpError(
+                    400,
+                    f"header {name!r} cannot be passed as metadata (key {key!r}, value "
+                    "must be printable ASCII; keys [0-9a-z_.-], not grpc-* nor -bin)",
+                )
+            out.append((key, value))
+        return out
+
+    def timeout(self, value: str | None) -> float:
+        if value is None:
+            return self.default_timeout
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise HttpError(
+                400, f"{TIMEOUT_HEADER} must be a positive number of seconds, got {value!r}"
+            )
+        return min(seconds, self.max_timeout)

@@ -1,0 +1,120 @@
+"""Processes for the gateway tests: service nodes and `micro api`, each its own process,
+sharing one local (SQLite) registry file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.cluster import ROOT
+from tests.tooling.helpers import BIN
+
+LISTENING = "micro api listening on "
+
+
+@dataclass
+class Proc:
+    process: subprocess.Popen[str]
+    output: list[str]
+    ready_line: str
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+    def terminate(self, timeout: float = 60) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def _pump(stream: object, sink: list[str], ready: threading.Event, marker: str) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        sink.append(line)
+        if line.startswith(marker):
+            ready.set()
+    ready.set()
+
+
+@dataclass
+class Procs:
+    registry_path: Path
+    started: list[Proc] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return dict(
+            os.environ,
+            MICRO_REGISTRY="local",
+            MICRO_REGISTRY_PATH=str(self.registry_path),
+            PYTHONPATH=str(ROOT),
+        )
+
+    def spawn(self, args: list[str], marker: str) -> Proc:
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output: list[str] = []
+        ready = threading.Event()
+        threading.Thread(
+            target=_pump, args=(process.stdout, output, ready, marker), daemon=True
+        ).start()
+        line = ""
+        if ready.wait(timeout=60):
+            line = next((x for x in output if x.startswith(marker)), "")
+        if not line:
+            process.kill()
+            process.wait(timeout=10)
+            raise RuntimeError(f"{args} did not start:\n{''.join(output)}")
+        proc = Proc(process, output, line.strip())
+        self.started.append(proc)
+        return proc
+
+    def service(self, name: str, node: str, app: str = "tests.gateway.server") -> Proc:
+        return self.spawn([sys.executable, "-m", app, name, node], "READY ")
+
+    def gateway(self, *args: str) -> Gateway:
+        proc = self.spawn([str(BIN / "micro"), "api", "--address", "127.0.0.1:0", *args], LISTENING)
+        url = proc.ready_line[len(LISTENING) :].split()[0]
+        return Gateway(proc, url)
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            proc.kill()
+
+
+@dataclass
+class Gateway:
+    proc: Proc
+    url: str
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def eventually(check: Callable[[], bool], *, timeout: float = 20, what: str = "") -> None:
+    """Poll `check` until it holds; bounded in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout}s: {what}")

@@ -1,0 +1,585 @@
+"""`micro api` in its own process, in front of a micro service (`library`) and a plain grpcio
+server (`statuses`) in theirs, called with httpx over 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from protoc_gen_micro import exits
+from tests.cli.helpers import one_line_error
+from tests.gateway.procs import Gateway, Procs, eventually
+from tests.tooling.helpers import BIN, ROOT, env
+
+MAX_BODY = 2048
+
+
+@pytest.fixture(scope="module")
+def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Procs]:
+    started = Procs(tmp_path_factory.mktemp("gateway") / "registry.db")
+    started.service("library", "a")
+    started.service("statuses", "g", app="tests.gateway.grpc_server")
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(scope="module")
+def gateway(procs: Procs) -> Iterator[Gateway]:
+    started = procs.gateway(
+        "--header", "x-extra", "--max-body", str(MAX_BODY), "--cors-origin", "http://ok.test"
+    )
+    yield started
+    # every bad request above was answered, none crashed the gateway or logged a traceback
+    assert started.proc.terminate() == 0
+    assert "Traceback" not in started.proc.log, started.proc.log
+
+
+@pytest.fixture
+def http(gateway: Gateway) -> Iterator[httpx.Client]:
+    with gateway.client() as client:
+        yield client
+
+
+def ok(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def error(response: httpx.Response, code: int) -> dict[str, Any]:
+    assert response.status_code == code, response.text
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    assert set(body) >= {"id", "code", "detail", "status"}
+    return body
+
+
+# -- the route table -------------------------------------------------------------------
+
+
+def test_micro_api_routes_prints_the_table(procs: Procs) -> None:
+    result = subprocess.run(
+        [str(BIN / "micro"), "api", "routes"],
+        env={**procs.env, "PATH": env()["PATH"]},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert lines[0] == ["METHOD", "PATH", "SERVICE", "ENDPOINT", "RULE"]
+    rows = {tuple(line[:4]): " ".join(line[4:]) for line in lines[1:]}
+    assert rows[("GET", "/v1/{name=shelves/*/books/*}", "library", "Library.GetBook")] == (
+        "google.api.http"
+    )
+    assert rows[("GET", "/v1/archive/{name=**}", "library", "Library.GetBook")] == (
+        "additional_bindings[0]"
+    )
+    assert rows[("POST", "/v1/{parent=shelves/*}/books", "library", "Library.CreateBook")] == (
+        "google.api.http body=book"
+    )
+    assert rows[("ARCHIVE", "/v1/{name=shelves/*/books/*}", "library", "Library.ArchiveBook")] == (
+        "google.api.http custom ARCHIVE"
+    )
+    assert rows[("GET", "/v1/{name=shelves/*/books/*}/title", "library", "Library.GetTitle")] == (
+        "google.api.http response_body=title"
+    )
+    assert rows[("POST", "/library/Library/Echo", "library", "Library.Echo")] == "default body=*"
+    assert rows[("POST", "/v1/statuses:raise", "statuses", "Statuses.Raise")] == (
+        "google.api.http body=*"
+    )
+    assert len(rows) == 16
+
+    data = json.loads(
+        subprocess.run(
+            [str(BIN / "micro"), "api", "routes", "-o", "json"],
+            env=procs.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
+    watch = next(r for r in data if r["endpoint"] == "Library.WatchShelf")
+    assert watch == {
+        "method": "GET",
+        "path": "/v1/{parent=shelves/*}:watch",
+        "service": "library",
+        "endpoint": "Library.WatchShelf",
+        "grpc_path": "/gateway.v1.Library/WatchShelf",
+        "kind": "server_stream",
+        "body": "",
+        "response_body": "",
+        "rule": "google.api.http",
+    }
+
+
+def test_unknown_path_is_404_naming_the_closest_routes(http: httpx.Client) -> None:
+    body = error(http.get("/v1/shelves/1/book"), 404)
+    assert body["id"] == "micro.api"
+    assert body["detail"].startswith("no route for GET /v1/shelves/1/book; closest: ")
+    assert "GET /v1/{name=shelves/*/books/*} -> library Library.GetBook" in body["routes"]
+    assert len(body["routes"]) == 3
+
+
+def test_known_path_with_another_method_is_405(http: httpx.Client) -> None:
+    response = http.post("/v1/shelves/1/books/2", json={})
+    body = error(response, 405)
+    assert response.headers["allow"] == "ARCHIVE, DELETE, GET, PATCH, PUT"
+    assert "allowed: ARCHIVE, DELETE, GET, PATCH, PUT" in body["detail"]
+
+
+# -- every rule kind -------------------------------------------------------------------
+
+
+def test_get_binds_a_wildcard_template(http: httpx.Client) -> None:
+    book = ok(http.get("/v1/shelves/1/books/a%20b"))
+    assert book["name"] == "shelves/1/books/a b"
+    assert book["title"] == "shelves/1/books/a b (node a)"
+
+
+def test_additional_binding_with_a_deep_wildcard(http: httpx.Client) -> None:
+    assert ok(http.get("/v1/archive/x/y/z"))["name"] == "x/y/z"
+
+
+def test_get_maps_query_parameters_to_fields(http: httpx.Client) -> None:
+    reply = ok(
+        http.get(
+            "/v1/shelves/7/books",
+            params=[
+                ("page_size", "5"),
+                ("tags", "a"),
+                ("tags", "b"),
+                ("filter.genre", "GENRE_HISTORY"),
+                ("filter.titlePrefix", "The"),  # JSON names work too
+                ("include_drafts", "true"),
+                ("published_after", "2020-01-01T00:00:00Z"),
+                ("min_pages", "9007199254740993"),
+            ],
+        )
+    )
+    assert reply["request"] == {
+        "parent": "shelves/7",
+        "pageSize": 5,
+        "tags": ["a", "b"],
+        "filter": {"genre": "GENRE_HISTORY", "titlePrefix": "The"},
+        "includeDrafts": True,
+        "publishedAfter": "2020-01-01T00:00:00Z",
+        "minPages": "9007199254740993",
+    }
+
+
+def test_post_with_a_body_field_and_query(http: httpx.Client) -> None:
+    book = ok(
+        http.post(
+            "/v1/shelves/7/books", params={"request_id": "r1"}, json={"title": "T", "pageCount": 12}
+        )
+    )
+    assert book == {
+        "name": "shelves/7/books/r1",
+        "title": "T",
+        "pageCount": "12",
+        "genre": "GENRE_UNSPECIFIED",
+        "tags": [],
+    }
+
+
+def test_patch_binds_a_nested_field_path(http: httpx.Client) -> None:
+    book = ok(
+        http.patch(
+            "/v1/shelves/1/books/2",
+            params={"update_mask": "title,pageCount"},
+            json={"title": "New", "name": "the path wins"},
+        )
+    )
+    assert book["name"] == "shelves/1/books/2"
+    assert book["title"] == "New (mask: title,page_count)"
+
+
+def test_put_with_the_whole_body(http: httpx.Client) -> None:
+    book = ok(http.put("/v1/shelves/1/books/2", json={"title": "Put", "tags": ["x"]}))
+    assert (book["name"], book["title"], book["tags"]) == ("shelves/1/books/2", "Put", ["x"])
+
+
+def test_delete(http: httpx.Client) -> None:
+    assert ok(http.delete("/v1/shelves/1/books/2", params={"force": "true"})) == {
+        "deleted": "shelves/1/books/2 (forced)"
+    }
+
+
+def test_response_body_selects_a_field(http: httpx.Client) -> None:
+    assert ok(http.get("/v1/shelves/1/books/2/title")) == "Title of shelves/1/books/2"
+    assert ok(http.get("/v1/shelves/1/books/2/author")) == {
+        "displayName": "Ada Lovelace",
+        "born": "1815-12-10T00:00:00Z",
+    }
+
+
+def test_custom_method(http: httpx.Client) -> None:
+    assert ok(http.request("ARCHIVE", "/v1/shelves/1/books/2"))["tags"] == ["archived"]
+
+
+def test_template_verb(http: httpx.Client) -> None:
+    book = ok(http.post("/v1/shelves/1/books/2:borrow", json={"reader": "bo", "period": "3.5s"}))
+    assert book["title"] == "borrowed by bo for 3.5s"
+
+
+def test_default_route_and_the_proto3_json_mapping(http: httpx.Client) -> None:
+    sent = {
+        "big": "-9007199254740993",
+        "unsignedBig": "18446744073709551615",
+        "small": 3,
+        "ratio": 0.5,
+        "flag": True,
+        "blob": "aGk=",
+        "genre": "GENRE_HISTORY",
+        "numbers": ["1", 2],
+        "counts": {"a": "5"},
+        "when": "2024-02-29T12:00:00.500Z",
+        "howLong": "1.500s",
+        "maybe": "7",
+        "maybeFlag": False,
+        "author": {"displayName": "A"},
+        "snake_case_name": "proto names are accepted",
+    }
+    expected = {k: v for k, v in sent.items() if k != "snake_case_name"}
+    expected |= {"numbers": ["1", "2"], "snakeCaseName": "proto names are accepted"}
+    assert ok(http.post("/library/Library/Echo", json=sent)) == expected
+    assert ok(http.post("/library/Library/Echo"))["big"] == "0"  # empty body: empty message
+
+
+def test_client_streaming_endpoint_is_501(http: httpx.Client) -> None:
+    body = error(http.post("/library/Library/Upload", json={}), 501)
+    assert body["detail"] == "Library.Upload is a client_stream endpoint: not callable over HTTP"
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def test_micro_error_keeps_its_code(http: httpx.Client) -> None:
+    assert error(http.get("/v1/shelves/1/books/missing"), 404) == {
+        "id": "library",
+        "code": 404,
+        "detail": "no book shelves/1/books/missing",
+        "status": "Not Found",
+    }
+    teapot = http.post("/v1/inspect", json={"errorCode": 418, "errorDetail": "short and stout"})
+    assert error(teapot, 418) == {
+        "id": "library",
+        "code": 418,
+        "detail": "short and stout",
+        "status": "I'm a Teapot",
+    }
+
+
+@pytest.mark.parametrize(
+    ("grpc_code", "http_code"),
+    [
+        (1, 499),  # CANCELLED
+        (2, 500),  # UNKNOWN
+        (3, 400),  # INVALID_ARGUMENT
+        (4, 504),  # DEADLINE_EXCEEDED
+        (5, 404),  # NOT_FOUND
+        (6, 409),  # ALREADY_EXISTS
+        (7, 403),  # PERMISSION_DENIED
+        (8, 429),  # RESOURCE_EXHAUSTED
+        (9, 400),  # FAILED_PRECONDITION
+        (10, 409),  # ABORTED
+        (11, 400),  # OUT_OF_RANGE
+        (12, 501),  # UNIMPLEMENTED
+        (13, 500),  # INTERNAL
+        (14, 503),  # UNAVAILABLE
+        (15, 500),  # DATA_LOSS
+        (16, 401),  # UNAUTHENTICATED
+    ],
+)
+def test_grpc_status_maps_to_http(http: httpx.Client, grpc_code: int, http_code: int) -> None:
+    response = http.post("/v1/statuses:raise", json={"code": grpc_code, "message": "why"})
+    body = error(response, http_code)
+    assert body["detail"] == "why"
+
+
+def test_the_plain_grpc_server_answers_ok_too(http: httpx.Client) -> None:
+    assert ok(http.post("/v1/statuses:raise", json={})) == {}
+
+
+# -- bad input: 400 / 413, never 500 ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "content", "detail"),
+    [
+        ("POST", "/v1/inspect", b"{bad", "malformed JSON body: Expecting property name"),
+        ("POST", "/v1/inspect", b"[1]", "must be a JSON object for gateway.v1.InspectRequest"),
+        ("POST", "/v1/inspect", b'"x"', "must be a JSON object"),
+        ("POST", "/v1/inspect", b'{"sleepMs": "x"}', "Failed to parse sleepMs field"),
+        ("POST", "/v1/inspect", b'{"sleepMs": 1.5}', "Failed to parse sleepMs field"),
+        ("POST", "/v1/inspect", b'{"bogus": 1}', 'has no field named "bogus"'),
+        ("POST", "/v1/inspect", b'{"errorDetail": "\xff"}', "the body is not UTF-8"),
+        ("POST", "/v1/inspect", b"[" * 2000, "malformed JSON body: nested too deeply"),
+        ("POST", "/v1/inspect?x=1", b"{}", "query parameters (x) are not allowed"),
+        ("POST", "/v1/shelves/1/books", b'{"pageCount": "many"}', "Failed to parse pageCount"),
+        ("GET", "/v1/shelves/1/books?page_size=abc", b"", "Failed to parse pageSize field"),
+        ("GET", "/v1/shelves/1/books?nope=1", b"", "ListBooksRequest has no field 'nope'"),
+        ("GET", "/v1/shelves/1/books?include_drafts=maybe", b"", "is not a boolean"),
+        ("GET", "/v1/shelves/1/books?filter=x", b"", "filter is a message"),
+        ("GET", "/v1/shelves/1/books?page_size=1&page_size=2", b"", "given twice"),
+        ("GET", "/v1/shelves/1/books?filter.genre=NOVEL", b"", "Invalid enum value NOVEL"),
+    ],
+)
+def test_bad_input_is_400(
+    http: httpx.Client, method: str, url: str, content: bytes, detail: str
+) -> None:
+    body = error(http.request(method, url, content=content), 400)
+    assert body["id"] == "micro.api"
+    assert detail in body["detail"]
+
+
+def test_bad_timeout_header_is_400(http: httpx.Client) -> None:
+    for value in ("abc", "-1", "0", "nan"):
+        body = error(http.post("/v1/inspect", json={}, headers={"Micro-Timeout": value}), 400)
+        assert "micro-timeout must be a positive number of seconds" in body["detail"]
+
+
+def test_oversized_body_is_413(http: httpx.Client) -> None:
+    big = json.dumps({"errorDetail": "x" * MAX_BODY}).encode()
+    body = error(http.post("/v1/inspect", content=big), 413)
+    assert body["detail"] == f"the body is {len(big)} bytes; the limit is {MAX_BODY}"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"errorDetail": "'
+        for _ in range(10):
+            yield b"x" * 512
+        yield b'"}'
+
+    body = error(http.post("/v1/inspect", content=chunks()), 413)
+    assert body["detail"] == f"the body exceeds the limit of {MAX_BODY} bytes"
+
+
+# -- headers, timeout, CORS ------------------------------------------------------------
+
+
+def test_allowed_and_prefixed_headers_become_metadata(http: httpx.Client) -> None:
+    reply = ok(
+        http.post(
+            "/v1/inspect",
+            json={},
+            headers={
+                "Authorization": "Bearer t",
+                "X-Request-Id": "r-1",
+                "X-Extra": "allowlisted by --header",
+                "Micro-Meta-Tenant": "acme",
+                "Cookie": "secret=1",
+                "X-Other": "dropped",
+            },
+        )
+    )
+    metadata = reply["metadata"]
+    assert metadata["authorization"] == "Bearer t"
+    assert metadata["x-request-id"] == "r-1"
+    assert metadata["x-extra"] == "allowlisted by --header"
+    assert metadata["tenant"] == "acme"
+    assert not {"cookie", "x-other", "host", "micro-meta-tenant"} & set(metadata)
+
+
+def test_timeout_header_becomes_the_deadline(http: httpx.Client) -> None:
+    reply = ok(http.post("/v1/inspect", json={}, headers={"Micro-Timeout": "2.5"}))
+    assert 0 < reply["timeRemaining"] <= 2.5
+    default = ok(http.post("/v1/inspect", json={}))["timeRemaining"]
+    assert 2.5 < default <= 30  # the gateway's --timeout default
+    slow = http.post("/v1/inspect", json={"sleepMs": 3000}, headers={"Micro-Timeout": "0.3"})
+    body = error(slow, 504)
+    assert "deadline exceeded" in body["detail"]
+
+
+def test_cors_when_enabled(gateway: Gateway, procs: Procs) -> None:
+    with gateway.client() as client:
+        preflight = client.options(
+            "/v1/inspect",
+            headers={
+                "Origin": "http://ok.test",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, micro-timeout",
+            },
+        )
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == "http://ok.test"
+        simple = client.get("/v1/shelves/1/books/2", headers={"Origin": "http://ok.test"})
+        assert simple.headers["access-control-allow-origin"] == "http://ok.test"
+        other = client.get("/v1/shelves/1/books/2", headers={"Origin": "http://evil.test"})
+        assert "access-control-allow-origin" not in other.headers
+    plain = procs.gateway()
+    with plain.client() as client:
+        response = client.get("/v1/shelves/1/books/2", headers={"Origin": "http://ok.test"})
+        assert response.status_code == 200
+        assert "access-control-allow-origin" not in response.headers
+    assert plain.proc.terminate() == 0
+
+
+# -- server streaming ------------------------------------------------------------------
+
+
+def test_server_stream_as_ndjson(http: httpx.Client) -> None:
+    response = http.get("/v1/shelves/1:watch", params={"count": 3})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-ndjson"
+    names = [json.loads(line)["name"] for line in response.text.splitlines()]
+    assert names == ["shelves/1/books/0", "shelves/1/books/1", "shelves/1/books/2"]
+
+
+def test_server_stream_as_sse(http: httpx.Client) -> None:
+    response = http.get(
+        "/v1/shelves/1:watch", params={"count": 2}, headers={"Accept": "text/event-stream"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [e for e in response.text.split("\n\n") if e]
+    assert [json.loads(e.removeprefix("data: "))["name"] for e in events] == [
+        "shelves/1/books/0",
+        "shelves/1/books/1",
+    ]
+
+
+def test_error_mid_stream_ends_the_stream_with_an_error(http: httpx.Client) -> None:
+    ndjson = http.get("/v1/shelves/1:watch", params={"count": 5, "fail_after": 2})
+    lines = [json.loads(line) for line in ndjson.text.splitlines()]
+    assert len(lines) == 3 and "name" in lines[1]
+    assert lines[2] == {
+        "error": {
+            "id": "library",
+            "code": 409,
+            "detail": "the shelf changed after 2 books",
+            "status": "Conflict",
+        }
+    }
+    sse = http.get(
+        "/v1/shelves/1:watch",
+        params={"count": 5, "fail_after": 1},
+        headers={"Accept": "text/event-stream"},
+    )
+    events = [e for e in sse.text.split("\n\n") if e]
+    assert events[0].startswith("data: ")
+    assert events[1].startswith("event: error\ndata: ")
+    assert json.loads(events[1].split("data: ", 1)[1])["code"] == 409
+
+
+def test_error_before_the_first_message_is_a_status(http: httpx.Client) -> None:
+    for accept in ("application/x-ndjson", "text/event-stream"):
+        response = http.get(
+            "/v1/shelves/1:watch", params={"fail_after": -1}, headers={"Accept": accept}
+        )
+        assert error(response, 409)["detail"] == "the shelf is locked"
+
+
+# -- the registry: services come and go; shutdown ------------------------------------
+
+
+def test_routes_follow_services_as_they_come_and_go(tmp_path: Path) -> None:
+    procs = Procs(tmp_path / "registry.db")
+    try:
+        gateway = procs.gateway()
+        with gateway.client() as http:
+            body = error(http.get("/v1/shelves/1/books/2"), 404)
+            assert body["detail"].endswith("; no routes are registered")
+            node = procs.service("library", "late")
+            eventually(
+                lambda: http.get("/v1/shelves/1/books/2").status_code == 200,
+                what="the route appears",
+            )
+            assert ok(http.get("/v1/shelves/1/books/2"))["title"].endswith("(node late)")
+            assert node.terminate() == 0
+            eventually(
+                lambda: http.get("/v1/shelves/1/books/2").status_code == 404,
+                what="the route disappears",
+            )
+        assert gateway.proc.terminate() == 0
+    finally:
+        procs.stop_all()
+
+
+def test_sigterm_lets_requests_in_flight_finish(procs: Procs) -> None:
+    gateway = procs.gateway()
+    results = _sigterm_during_a_slow_call(gateway)
+    assert len(results) == 1
+    assert isinstance(results[0], httpx.Response), results
+    assert results[0].status_code == 200, results[0].text
+    with pytest.raises(httpx.ConnectError), gateway.client() as client:
+        client.get("/v1/shelves/1/books/2")
+
+
+def test_sigterm_with_no_grace_cuts_requests_in_flight(procs: Procs) -> None:
+    """The counterpart of the test above: without the grace period the call is cut."""
+    results = _sigterm_during_a_slow_call(procs.gateway("--grace", "0"))
+    assert len(results) == 1
+    (result,) = results
+    assert isinstance(result, httpx.HTTPError) or result.status_code != 200, result
+
+
+def _sigterm_during_a_slow_call(gateway: Gateway) -> list[httpx.Response | httpx.HTTPError]:
+    results: list[httpx.Response | httpx.HTTPError] = []
+
+    def slow_call() -> None:
+        with gateway.client() as client:
+            try:
+                results.append(client.post("/v1/inspect", json={"sleepMs": 1500}))
+            except httpx.HTTPError as exc:
+                results.append(exc)
+
+    caller = threading.Thread(target=slow_call)
+    caller.start()
+    eventually(lambda: _connected(gateway), what="the request reached the gateway")
+    time.sleep(0.3)  # the request is now in the service's 1.5 s sleep
+    gateway.proc.process.send_signal(signal.SIGTERM)
+    caller.join(timeout=30)
+    assert gateway.proc.process.wait(timeout=30) == 0, gateway.proc.log
+    return results
+
+
+def _connected(gateway: Gateway) -> bool:
+    """The gateway process has an established client connection (Linux /proc)."""
+    port = int(gateway.url.rsplit(":", 1)[1])
+    pid = gateway.proc.process.pid
+    inodes = {
+        link.readlink().name[len("socket:[") : -1]
+        for link in Path(f"/proc/{pid}/fd").iterdir()
+        if link.readlink().name.startswith("socket:")
+    }
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port and fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED
+            return True
+    return False
+
+
+def test_bad_address_is_a_one_line_error(procs: Procs) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = f"127.0.0.1:{taken.getsockname()[1]}"
+    for address, code in (("nonsense", exits.EXIT_USAGE), (busy, 1)):
+        result = subprocess.run(
+            [str(BIN / "micro"), "api", "--address", address],
+            env=procs.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == code, result.stderr
+        assert one_line_error(result)
+    taken.close()
