@@ -552,11 +552,14 @@ def _connected(gateway: Gateway) -> bool:
     """The gateway process has an established client connection (Linux /proc)."""
     port = int(gateway.url.rsplit(":", 1)[1])
     pid = gateway.proc.process.pid
-    inodes = {
-        link.readlink().name[len("socket:[") : -1]
-        for link in Path(f"/proc/{pid}/fd").iterdir()
-        if link.readlink().name.startswith("socket:")
-    }
+    inodes = set()
+    for link in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = link.readlink().name
+        except OSError:  # the descriptor closed while we looked
+            continue
+        if target.startswith("socket:"):
+            inodes.add(target[len("socket:[") : -1])
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local_port = int(fields[1].split(":")[1], 16)
