@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from protoc_gen_micro.protoc import protoc
+from protoc_gen_micro.protoc import plugin_path, protoc
 
 PROTOS = Path(__file__).resolve().parent / "protos"
 BENCH_PROTO = "benchpb/v1/bench.proto"
@@ -22,6 +22,8 @@ def generate(out: Path) -> Path:
     subprocess.run(
         [
             sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}",
+            # by path: a venv that is not activated has no plugins on PATH
+            f"--plugin=protoc-gen-grpclib_python={plugin_path('grpclib_python')}",
             f"--python_out={out / 'pb'}", f"--grpc_python_out={out / 'pb'}",
             f"--grpclib_python_out={out / 'pb'}", BENCH_PROTO,
         ],
