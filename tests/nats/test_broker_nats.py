@@ -30,6 +30,9 @@ def env(url: str, topic: str) -> dict[str, str]:
         "MICRO_REGISTRY_ADDRESS": url,
         "MICRO_BROKER": "nats",
         "MICRO_BROKER_ADDRESS": url,
+        # A pull that expires as the server answers it leaves a message unacknowledged
+        # until ack_wait; keep that short here so redelivery tests are not timing bets.
+        "MICRO_BROKER_ACK_WAIT": "3",
         "NODE_TOPIC": topic,
     }
 
@@ -191,3 +194,15 @@ def test_env_selects_the_nats_broker() -> None:
     assert isinstance(broker, NatsBroker) and broker.address == "nats://127.0.0.1:1"
     with pytest.raises(ValueError, match="valid values: embedded, nats"):
         from_env({"MICRO_BROKER": "kafka"})
+
+
+def test_env_sets_the_redelivery_timings() -> None:
+    broker = from_env(
+        {"MICRO_BROKER": "nats", "MICRO_BROKER_ACK_WAIT": "2.5", "MICRO_BROKER_NACK_DELAY": "0.2"}
+    )
+    assert isinstance(broker, NatsBroker)
+    assert (broker.ack_wait, broker.nack_delay) == (2.5, 0.2)
+    assert from_env({"MICRO_BROKER": "nats"}).ack_wait == 30.0  # type: ignore[attr-defined]
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(ValueError, match=f"MICRO_BROKER_ACK_WAIT='{bad}' is not a positive"):
+            from_env({"MICRO_BROKER": "nats", "MICRO_BROKER_ACK_WAIT": bad})

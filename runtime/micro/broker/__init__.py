@@ -183,10 +183,29 @@ def _embedded(environ: Mapping[str, str]) -> Broker:
     return EmbeddedBroker()
 
 
+def _seconds(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{key}={raw!r} is not a positive number of seconds")
+    return value
+
+
 def _nats(environ: Mapping[str, str]) -> Broker:
     from micro.broker.nats import NatsBroker
 
-    return NatsBroker(environ.get("MICRO_BROKER_ADDRESS") or None)
+    return NatsBroker(
+        environ.get("MICRO_BROKER_ADDRESS") or None,
+        # durable (JetStream) delivery: how long an unacknowledged message waits before
+        # it is delivered again, and how long after a nack
+        ack_wait=_seconds(environ, "MICRO_BROKER_ACK_WAIT", 30.0),
+        nack_delay=_seconds(environ, "MICRO_BROKER_NACK_DELAY", 1.0),
+    )
 
 
 _BACKENDS: dict[str, BrokerFactory] = {"embedded": _embedded, "nats": _nats}
