@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +57,35 @@ class Cluster:
         return self.events_path.read_text().splitlines()
 
 
-def _reader(stream: object, sink: list[str], ready: threading.Event) -> None:
+def _reader(stream: object, sink: list[str], ready: threading.Event, marker: str) -> None:
     for line in stream:  # type: ignore[attr-defined]
         sink.append(line)
-        if line.startswith("READY "):
+        if line.startswith(marker):
             ready.set()
     ready.set()
+
+
+def spawn(
+    args: list[str], env: Mapping[str, str], marker: str = "READY "
+) -> tuple[subprocess.Popen[str], list[str], str]:
+    """Start a process and wait (up to 60 s) for its line starting with `marker`.
+
+    Returns the process, its output (still growing: a thread keeps reading it) and that
+    line; a process that exits or stays silent is killed and reported with its output."""
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    ready = threading.Event()
+    threading.Thread(
+        target=_reader, args=(process.stdout, output, ready, marker), daemon=True
+    ).start()
+    line = next((x for x in output if x.startswith(marker)), "") if ready.wait(60) else ""
+    if not line:
+        process.kill()
+        process.wait(timeout=10)
+        raise RuntimeError(f"{args} did not start:\n{''.join(output)}")
+    return process, output, line.strip()
 
 
 @pytest.fixture
@@ -79,22 +102,8 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             E2E_EVENTS=str(events_path),
             PYTHONPATH=str(ROOT),
         )
-        process = subprocess.Popen(
-            [sys.executable, "-m", app, name, node],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        output: list[str] = []
-        ready = threading.Event()
-        threading.Thread(target=_reader, args=(process.stdout, output, ready), daemon=True).start()
-        if not ready.wait(timeout=60) or not any(line.startswith("READY ") for line in output):
-            process.kill()
-            raise RuntimeError(f"node {node} did not start:\n{''.join(output)}")
-        address = next(line for line in output if line.startswith("READY ")).split()[1]
-        started = Node(name, node, address, process, output)
+        process, output, line = spawn([sys.executable, "-m", app, name, node], env)
+        started = Node(name, node, line.split()[1], process, output)
         nodes.append(started)
         return started
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.cluster import ROOT
+from tests.cluster import spawn as spawn_process
 from tests.tooling.helpers import BIN
 
 LISTENING = "micro api listening on "
@@ -41,14 +41,6 @@ class Proc:
             self.process.wait(timeout=10)
 
 
-def _pump(stream: object, sink: list[str], ready: threading.Event, marker: str) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        sink.append(line)
-        if line.startswith(marker):
-            ready.set()
-    ready.set()
-
-
 @dataclass
 class Procs:
     registry_path: Path
@@ -64,27 +56,8 @@ class Procs:
         )
 
     def spawn(self, args: list[str], marker: str) -> Proc:
-        process = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        output: list[str] = []
-        ready = threading.Event()
-        threading.Thread(
-            target=_pump, args=(process.stdout, output, ready, marker), daemon=True
-        ).start()
-        line = ""
-        if ready.wait(timeout=60):
-            line = next((x for x in output if x.startswith(marker)), "")
-        if not line:
-            process.kill()
-            process.wait(timeout=10)
-            raise RuntimeError(f"{args} did not start:\n{''.join(output)}")
-        proc = Proc(process, output, line.strip())
+        process, output, line = spawn_process(args, self.env, marker)
+        proc = Proc(process, output, line)
         self.started.append(proc)
         return proc
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.cluster import ROOT, Node, _reader
+from tests.cluster import ROOT, Node, spawn
 
 
 class Nodes:
@@ -22,23 +20,11 @@ class Nodes:
         self.started: list[Node] = []
 
     def start(self, name: str, node: str, *args: str, **env: str) -> Node:
-        process = subprocess.Popen(
+        process, output, line = spawn(
             [sys.executable, "-m", "tests.runtime.event_node", name, node, *args],
-            cwd=ROOT,
-            env={**self.env, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            {**self.env, **env},
         )
-        output: list[str] = []
-        ready = threading.Event()
-        threading.Thread(target=_reader, args=(process.stdout, output, ready), daemon=True).start()
-        if not ready.wait(timeout=60) or not any(line.startswith("READY ") for line in output):
-            process.kill()
-            process.wait(timeout=10)
-            raise RuntimeError(f"node {node} did not start:\n{''.join(output)}")
-        address = next(line for line in output if line.startswith("READY ")).split()[1]
-        started = Node(name, node, address, process, output)
+        started = Node(name, node, line.split()[1], process, output)
         self.started.append(started)
         return started
 
