@@ -61,25 +61,22 @@ def needs_black(source: str) -> bool:
     in_docstring = False
     for line in source.splitlines():
         stripped = line.strip()
-        opens_or_closes = stripped.startswith('"""') or stripped.endswith('"""')
-        one_line_docstring = (
-            len(stripped) >= 6 and stripped.startswith('"""') and (stripped.endswith('"""'))
-        )
-        long = len(line) > LINE_LENGTH
-        if long and not (in_docstring or one_line_docstring or opens_or_closes):
-            if not _literal_item(line):
-                return True
-        if opens_or_closes and not one_line_docstring:
+        opens, closes = stripped.startswith('"""'), stripped.endswith('"""')
+        one_line = opens and closes and len(stripped) >= 6
+        in_text = in_docstring or opens or closes
+        if len(line) > LINE_LENGTH and not in_text and not _literal_item(stripped):
+            return True
+        if (opens or closes) and not one_line:
             in_docstring = not in_docstring
     return False
 
 
-def _literal_item(line: str) -> bool:
-    stripped = line.strip()
+def _literal_item(stripped: str) -> bool:
+    """`key="...",` or `"...",` (also bytes): one string literal and a comma."""
     if not stripped.endswith(","):
         return False
-    _, eq, value = stripped[:-1].partition("=")
-    value = value if eq and _.isidentifier() else stripped[:-1]
-    if value[:1] == "b":
-        value = value[1:]
-    return len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'" and "\n" not in value
+    key, eq, value = stripped[:-1].partition("=")
+    if not (eq and key.isidentifier()):
+        value = stripped[:-1]
+    value = value.removeprefix("b")
+    return len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'"
