@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import black
 import jinja2
-from black.mode import TargetVersion
-from black.parsing import InvalidInput
 
 from . import layout, runtime_names
 from .model import FileModel
 
-BLACK_MODE = black.Mode(
-    target_versions={TargetVersion.PY311},
-    line_length=88,
-)
+if TYPE_CHECKING:
+    import black
 
 
 def _environment() -> jinja2.Environment:
@@ -73,7 +69,17 @@ def format_python(source: str, name: str) -> str:
     when a line is longer than that layout covers. It took 98% of the plugin's time."""
     if not layout.needs_black(source):
         return source
+    import black  # rarely needed, and slow to import
+    from black.parsing import InvalidInput
+
     try:
-        return black.format_str(source, mode=BLACK_MODE)
+        return black.format_str(source, mode=black_mode())
     except InvalidInput as exc:  # a template bug, never user input
         raise RuntimeError(f"generated {name} is not valid Python: {exc}") from exc
+
+
+def black_mode() -> black.Mode:
+    import black
+    from black.mode import TargetVersion
+
+    return black.Mode(target_versions={TargetVersion.PY311}, line_length=layout.LINE_LENGTH)

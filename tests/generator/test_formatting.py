@@ -6,6 +6,7 @@ runs only where `layout.needs_black` finds a line the templates' layout does not
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import pytest
 from protoc_gen_micro import layout
 from protoc_gen_micro.golden import GOLDEN, GOLDEN_PB2
 from protoc_gen_micro.protoc import protoc
-from protoc_gen_micro.render import BLACK_MODE
+from protoc_gen_micro.render import black_mode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ def assert_black_stable(modules: list[Path]) -> None:
     assert modules
     for path in modules:
         text = path.read_text()
-        assert black.format_str(text, mode=BLACK_MODE) == text, path
+        assert black.format_str(text, mode=black_mode()) == text, path
 
 
 @pytest.mark.parametrize("golden", [GOLDEN, GOLDEN_PB2])
@@ -92,7 +93,7 @@ def test_fit_follows_blacks_three_layouts() -> None:
         body = "\n" + " " * (len(text) - len(text.lstrip()) + 4) + "pass\n"
         source = text + (body if text.endswith(":") else "\n")
         source = f"class C:\n{source}" if source.startswith("    ") else source
-        assert black.format_str(source, mode=BLACK_MODE) == source
+        assert black.format_str(source, mode=black_mode()) == source
 
 
 def test_literals_use_blacks_quotes() -> None:
@@ -100,6 +101,21 @@ def test_literals_use_blacks_quotes() -> None:
     assert layout.literal('say "hi"') == "'say \"hi\"'"
     assert layout.literal(b"\x00'") == 'b"\\x00\'"'
     assert layout.literal(True) == "True"
+
+
+def test_literals_match_black_on_every_kind_of_string() -> None:
+    """The quote fast path (no quote inside) and black's own rule agree everywhere."""
+    rng = random.Random(20261128)
+    alphabet = "ab '\"\\\n\t\x00\x7fé€😀"
+    values: list[str | bytes] = ["", "'", '"', "\\", "\\'", "plain", "a\tb", "é"]
+    values += ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(400)]
+    values += [rng.randbytes(rng.randint(0, 40)) for _ in range(400)]
+    values += [bytes(rng.choices(b"a'\"\\\n", k=rng.randint(0, 12))) for _ in range(400)]
+    values += [b"", b"'", b'"', b"\\'", bytes(range(256))]
+    for value in values:
+        source = f"x = {layout.literal(value)}\n"
+        assert black.format_str(source, mode=black_mode()) == source, value
+        assert eval(layout.literal(value)) == value
 
 
 def test_needs_black_spots_uncovered_long_lines() -> None:
