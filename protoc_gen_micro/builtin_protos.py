@@ -64,7 +64,7 @@ def compile_protos() -> dict[str, ProtoFileModel]:
             raise click.ClickException(f"protoc failed: {result.stderr.strip()}")
         files = FileDescriptorSet.FromString(out.read_bytes()).file
     by_name = {f.name: f for f in files}
-    return {name: proto_files(by_name[name], by_name)[0] for name in CONSTANTS.values()}
+    return {name: proto_files(by_name[name], by_name)[0][0] for name in CONSTANTS.values()}
 
 
 def _bytes_literal(data: bytes, width: int = 88) -> str:

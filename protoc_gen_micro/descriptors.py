@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from google.protobuf.descriptor_pb2 import DescriptorProto, EnumDescriptorProto, FileDescriptorProto
@@ -44,32 +44,40 @@ def _symbols(file: FileDescriptorProto) -> Iterator[str]:
 
 
 def proto_files(
-    file: FileDescriptorProto, by_name: Mapping[str, FileDescriptorProto]
-) -> tuple[ProtoFileModel, ...]:
-    """`file` first, then its transitive dependencies, each once, in a stable order."""
-    ordered: list[FileDescriptorProto] = []
+    file: FileDescriptorProto,
+    by_name: Mapping[str, FileDescriptorProto],
+    linked: Container[str] = (),
+) -> tuple[tuple[ProtoFileModel, ...], tuple[str, ...]]:
+    """What `file`'s module embeds: `file` first, then its transitive dependencies, each
+    once, in a stable order. A dependency in `linked` has a generated module of its own
+    that embeds it and its dependencies; it is returned, in the second tuple, instead of
+    being embedded again (embedding every closure in every module grew quadratically)."""
+    embedded: list[FileDescriptorProto] = []
+    reached: list[str] = []
     seen: set[str] = set()
 
     def visit(current: FileDescriptorProto) -> None:
         if current.name in seen:
             return
         seen.add(current.name)
-        ordered.append(current)
+        if current is not file and current.name in linked:
+            reached.append(current.name)
+            return
+        embedded.append(current)
         for dependency in current.dependency:
             visit(by_name[dependency])
 
     visit(file)
-    result = []
-    for proto in ordered:
-        stripped = FileDescriptorProto()
-        stripped.CopyFrom(proto)
-        stripped.ClearField("source_code_info")
-        result.append(
-            ProtoFileModel(
-                name=proto.name,
-                descriptor=stripped.SerializeToString(deterministic=True),
-                dependencies=tuple(proto.dependency),
-                symbols=tuple(_symbols(proto)),
-            )
-        )
-    return tuple(result)
+    return tuple(_embed(proto) for proto in embedded), tuple(reached)
+
+
+def _embed(proto: FileDescriptorProto) -> ProtoFileModel:
+    stripped = FileDescriptorProto()
+    stripped.CopyFrom(proto)
+    stripped.ClearField("source_code_info")
+    return ProtoFileModel(
+        name=proto.name,
+        descriptor=stripped.SerializeToString(deterministic=True),
+        dependencies=tuple(proto.dependency),
+        symbols=tuple(_symbols(proto)),
+    )

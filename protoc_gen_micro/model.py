@@ -194,7 +194,8 @@ class FileModel:
     imports: tuple[Import, ...]
     exports: tuple[str, ...]
     services: tuple[ServiceModel, ...]
-    files: tuple[ProtoFileModel, ...]  # for reflection: this file, then its dependencies
+    files: tuple[ProtoFileModel, ...]  # for reflection: this file, then dependencies to embed
+    file_modules: tuple[str, ...]  # aliases of imported micro modules with the other files
 
 
 @dataclass(frozen=True)
@@ -210,11 +211,13 @@ def build_model(request: CodeGeneratorRequest, options: Options) -> Model:
         else Betterproto2Naming(request.proto_file)
     )
     by_name = {f.name: f for f in request.proto_file}
-    files = []
-    for name in request.file_to_generate:
-        proto = by_name[name]
-        if proto.service:
-            files.append(_build_file(proto, naming, options, by_name))
+    # Each file with a service gets a module; the others are embedded where needed.
+    modules = {
+        name: _module_path(by_name[name], options)
+        for name in request.file_to_generate
+        if by_name[name].service
+    }
+    files = [_build_file(by_name[name], naming, options, by_name, modules) for name in modules]
     _check_distinct_outputs(files)
     # betterproto2's output is one package; `_pb2` modules import absolutely, like ours then.
     needs_inits = options.paths == "source_relative" and options.messages == "betterproto2"
@@ -236,6 +239,12 @@ def _module_dir(proto: FileDescriptorProto, options: Options) -> tuple[str, ...]
     return tuple(proto.package.split(".")) if proto.package else ()
 
 
+def _module_path(proto: FileDescriptorProto, options: Options) -> tuple[str, ...]:
+    """The micro module of a file with services, as a dotted path split into parts."""
+    stem = module_name(PurePosixPath(proto.name).stem) + "_micro"
+    return (*_module_dir(proto, options), stem)
+
+
 def _relative(from_dir: tuple[str, ...], module: tuple[str, ...]) -> str:
     common = 0
     while common < min(len(from_dir), len(module)) and from_dir[common] == module[common]:
@@ -248,15 +257,29 @@ def _build_file(
     naming: MessageNaming,
     options: Options,
     by_name: dict[str, FileDescriptorProto],
+    modules: dict[str, tuple[str, ...]],
 ) -> FileModel:
-    directory = _module_dir(proto, options)
-    stem = module_name(PurePosixPath(proto.name).stem) + "_micro"
+    *path, stem = modules[proto.name]
+    directory = tuple(path)
     output = "/".join((*directory, f"{stem}.py"))
     comments = CommentIndex(proto)
 
     # Generated names first: they never yield to a message class.
     names = Names(reserved=("_t", "_te", rt.ALIAS, "annotations", "_FILES"))
     service_names = _service_names(proto, names)
+
+    # Dependencies with a micro module of their own: import their descriptors from it.
+    embedded, linked = proto_files(proto, by_name, modules)
+    imports: list[Import] = []
+    file_modules = []
+    for dependency in linked:
+        *package, module = modules[dependency]
+        alias = names.claim(f"_{module}")
+        # `_pb2` modules import each other absolutely; betterproto2's packages relatively.
+        absolute = options.messages == "protobuf"
+        source = ".".join(package) if absolute else _relative(directory, tuple(package))
+        imports.append(Import(source, module, alias))
+        file_modules.append(alias)
 
     # Message classes next, in a stable order; a clash gets a trailing underscore.
     refs: dict[str, TypeRef] = {}
@@ -271,7 +294,6 @@ def _build_file(
                         f"unknown message type {type_name}"
                     ) from None
                 refs[ref.proto_name] = ref
-    imports: list[Import] = []
     expr: dict[str, str] = {}
     module_aliases: dict[tuple[str, ...], str] = {}
     for ref in sorted(refs.values(), key=lambda r: (r.module, r.attr)):
@@ -329,7 +351,8 @@ def _build_file(
         imports=tuple(sorted(imports, key=lambda i: (i.source, i.name))),
         exports=exports,
         services=services,
-        files=proto_files(proto, by_name),
+        files=embedded,
+        file_modules=tuple(file_modules),
     )
 
 

@@ -74,6 +74,19 @@ class ProtoFile:
     dependencies: tuple[str, ...] = ()
     symbols: tuple[str, ...] = ()  # fully qualified names it defines
 
+    @staticmethod
+    def collect(*groups: tuple[ProtoFile, ...]) -> tuple[ProtoFile, ...]:
+        """The files of every group, in order, each name once.
+
+        A generated module embeds its own .proto and collects the rest from the modules
+        generated for its imports.
+        """
+        unique: dict[str, ProtoFile] = {}
+        for group in groups:
+            for file in group:
+                unique.setdefault(file.name, file)
+        return tuple(unique.values())
+
 
 #: A method whose message types do not matter where it is used.
 AnyMethod = Method[Any, Any]

@@ -23,7 +23,16 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 import micro
 from golden.helloworld.v1.helloworld_micro import GREETER_SPEC
-from golden.shop.orders.v1.orders_micro import OrderHandler, register_order_handler
+from golden.shop.orders.v1.orders_micro import (
+    ORDER_SPEC,
+    OrderHandler,
+    register_order_handler,
+)
+from golden.shop.orders.v1.refunds_micro import (
+    REFUNDS_SPEC,
+    RefundsHandler,
+    register_refunds_handler,
+)
 from tests.cli.helpers import ROOT
 from tests.cli.helpers import micro as run_micro
 from tests.cluster import Cluster
@@ -161,6 +170,27 @@ def test_a_file_comes_with_its_dependencies() -> None:
     for file in reversed(files):
         pool.Add(FileDescriptorProto.FromString(file.descriptor))
     assert pool.FindMessageTypeByName("shop.common.v1.Money.Range").full_name
+
+
+def test_files_linked_from_another_generated_module() -> None:
+    """refunds.proto imports orders.proto, which has its own micro module: refunds' module
+    embeds only its own file and collects the rest from orders' module, each file once."""
+    assert [f.name for f in REFUNDS_SPEC.files] == [
+        "shop/orders/v1/refunds.proto",
+        "shop/orders/v1/orders.proto",
+        "shop/common/v1/money.proto",
+    ]
+    assert REFUNDS_SPEC.files[1] is ORDER_SPEC.files[0]
+    service = micro.Service("refunds")
+    register_refunds_handler(service, RefundsHandler())
+    files = service.reflection.files_for("shop/orders/v1/refunds.proto")
+    pool = DescriptorPool()
+    for file in reversed(files):
+        pool.Add(FileDescriptorProto.FromString(file.descriptor))
+    method = pool.FindMethodByName("shop.orders.v1.Refunds.Refund")
+    assert method.input_type.fields_by_name["lines"].message_type.full_name == (
+        "shop.orders.v1.Order.Line"
+    )
 
 
 def test_reflection_streams_do_not_hold_up_a_graceful_stop(cluster: Cluster) -> None:

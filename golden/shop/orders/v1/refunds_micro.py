@@ -6,6 +6,7 @@ import micro as _micro
 
 from . import Order
 from . import RefundReceipt
+from . import orders_micro as _orders_micro
 
 __all__ = (
     "REFUNDS_REFUND",
@@ -18,38 +19,20 @@ __all__ = (
 
 
 # The compiled .proto and its dependencies, for gRPC reflection.
-_FILES = (
-    _micro.ProtoFile(
-        name="shop/orders/v1/refunds.proto",
-        descriptor=b'\n\x1cshop/orders/v1/refunds.proto\x12\x0eshop.orders.v1\x1a\x1bshop/orders/v1/orders.proto"\x1f\n\rRefundReceipt\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id2I\n\x07Refunds\x12>\n\x06Refund\x12\x15.shop.orders.v1.Order\x1a\x1d.shop.orders.v1.RefundReceiptb\x06proto3',
-        dependencies=("shop/orders/v1/orders.proto",),
-        symbols=(
-            "shop.orders.v1.RefundReceipt",
-            "shop.orders.v1.Refunds",
-            "shop.orders.v1.Refunds.Refund",
+_FILES = _micro.ProtoFile.collect(
+    (
+        _micro.ProtoFile(
+            name="shop/orders/v1/refunds.proto",
+            descriptor=b'\n\x1cshop/orders/v1/refunds.proto\x12\x0eshop.orders.v1\x1a\x1bshop/orders/v1/orders.proto"\x1f\n\rRefundReceipt\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id2I\n\x07Refunds\x12>\n\x06Refund\x12\x15.shop.orders.v1.Order\x1a\x1d.shop.orders.v1.RefundReceiptb\x06proto3',
+            dependencies=("shop/orders/v1/orders.proto",),
+            symbols=(
+                "shop.orders.v1.RefundReceipt",
+                "shop.orders.v1.Refunds",
+                "shop.orders.v1.Refunds.Refund",
+            ),
         ),
     ),
-    _micro.ProtoFile(
-        name="shop/orders/v1/orders.proto",
-        descriptor=b'\n\x1bshop/orders/v1/orders.proto\x12\x0eshop.orders.v1\x1a\x1ashop/common/v1/money.proto"\x80\x01\n\x05Order\x120\n\x05lines\x18\x01 \x03(\x0b2\x1a.shop.orders.v1.Order.LineR\x05lines\x1aE\n\x04Line\x12\x10\n\x03sku\x18\x01 \x01(\tR\x03sku\x12+\n\x05price\x18\x02 \x01(\x0b2\x15.shop.common.v1.MoneyR\x05price2\x87\x01\n\x0cOrderService\x12@\n\x05Quote\x12\x1b.shop.common.v1.Money.Range\x1a\x1a.shop.orders.v1.Order.Line\x125\n\x05Place\x12\x15.shop.orders.v1.Order\x1a\x15.shop.common.v1.Moneyb\x06proto3',
-        dependencies=("shop/common/v1/money.proto",),
-        symbols=(
-            "shop.orders.v1.Order",
-            "shop.orders.v1.Order.Line",
-            "shop.orders.v1.OrderService",
-            "shop.orders.v1.OrderService.Quote",
-            "shop.orders.v1.OrderService.Place",
-        ),
-    ),
-    _micro.ProtoFile(
-        name="shop/common/v1/money.proto",
-        descriptor=b"\n\x1ashop/common/v1/money.proto\x12\x0eshop.common.v1\"\x96\x01\n\x05Money\x12\x1a\n\x08currency\x18\x01 \x01(\tR\x08currency\x12\x14\n\x05units\x18\x02 \x01(\x03R\x05units\x1a[\n\x05Range\x12'\n\x03low\x18\x01 \x01(\x0b2\x15.shop.common.v1.MoneyR\x03low\x12)\n\x04high\x18\x02 \x01(\x0b2\x15.shop.common.v1.MoneyR\x04highb\x06proto3",
-        dependencies=(),
-        symbols=(
-            "shop.common.v1.Money",
-            "shop.common.v1.Money.Range",
-        ),
-    ),
+    _orders_micro._FILES,
 )
 
 
