@@ -6,12 +6,18 @@ from google.protobuf.descriptor_pb2 import FileDescriptorProto
 
 
 class CommentIndex:
-    def __init__(self, file: FileDescriptorProto) -> None:
+    """The comments of the locations under one top-level field (messages take most of a
+    file's locations, and only services' comments are rendered)."""
+
+    def __init__(self, file: FileDescriptorProto, under: int) -> None:
         self._comments: dict[tuple[int, ...], str] = {}
         for location in file.source_code_info.location:
+            path = location.path
+            if not path or path[0] != under:
+                continue
             text = location.leading_comments or location.trailing_comments
             if text.strip():
-                self._comments[tuple(location.path)] = text
+                self._comments[tuple(path)] = text
 
     def get(self, *path: int) -> str:
         return clean_comment(self._comments.get(path, ""))

@@ -262,7 +262,7 @@ def _build_file(
     *path, stem = modules[proto.name]
     directory = tuple(path)
     output = "/".join((*directory, f"{stem}.py"))
-    comments = CommentIndex(proto)
+    comments = CommentIndex(proto, under=_FILE_SERVICE)
 
     # Generated names first: they never yield to a message class.
     names = Names(reserved=("_t", "_te", rt.ALIAS, "annotations", "_FILES"))

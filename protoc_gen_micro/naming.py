@@ -6,6 +6,7 @@ never spell that out: they receive the resolved references from the model.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from collections.abc import Iterable, Iterator
@@ -99,6 +100,7 @@ def pb2_module(proto_file: str) -> str:
     return proto_file.removesuffix(".proto").replace("-", "_").replace("/", ".") + "_pb2"
 
 
+@functools.cache
 def method_name(proto_name: str) -> str:
     """rpc name -> Python method name: snake_case, keywords get a trailing underscore,
     and names that would be private or dunder get an `rpc_` prefix."""
@@ -108,6 +110,7 @@ def method_name(proto_name: str) -> str:
     return name
 
 
+@functools.cache
 def service_base_name(proto_name: str) -> str:
     """`GreeterService` -> `Greeter`: the client is `GreeterClient`, not `GreeterServiceClient`."""
     base = pythonize_class_name(proto_name)
@@ -116,10 +119,12 @@ def service_base_name(proto_name: str) -> str:
     return base
 
 
+@functools.cache
 def constant_name(base: str) -> str:
     return snake_case(base).upper()
 
 
+@functools.cache
 def function_name(base: str) -> str:
     return snake_case(base).lower()
 
