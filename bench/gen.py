@@ -1,7 +1,8 @@
 """Generate the RPC benchmark's code from bench/protos, at bench time.
 
 ``OUT/bp/bpgen`` (package ``bpgen``): betterproto2 messages + micro modules;
-``OUT/pb``: ``_pb2`` messages, grpcio's ``_pb2_grpc`` and grpclib's ``_grpc`` modules.
+``OUT/pb``: ``_pb2`` messages, micro modules on them (``messages=protobuf``), grpcio's
+``_pb2_grpc`` and grpclib's ``_grpc`` modules.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ def generate(out: Path) -> Path:
             sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}",
             # by path: a venv that is not activated has no plugins on PATH
             f"--plugin=protoc-gen-grpclib_python={plugin_path('grpclib_python')}",
+            f"--plugin=protoc-gen-micro={plugin_path('micro')}",
             f"--python_out={out / 'pb'}", f"--grpc_python_out={out / 'pb'}",
-            f"--grpclib_python_out={out / 'pb'}", BENCH_PROTO,
+            f"--grpclib_python_out={out / 'pb'}", f"--micro_out={out / 'pb'}",
+            "--micro_opt=messages=protobuf", BENCH_PROTO,
         ],
         check=True,
         capture_output=True,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from bench import codegen
 from bench.codegen import CodegenResults
 from bench.rpc import RpcResults
+from bench.rpc_worker import STACKS
 
-RAW = "grpclib-bp2"
+# our stack -> the raw grpclib stack with the same messages it is measured against
+RAW = {"micro": "grpclib-bp2", "micro-pb2": "grpclib-pb2"}
 GRPCIO = ("grpcio-bp2", "grpcio-pb2")
 
 
@@ -70,7 +72,7 @@ def _check(a: float | None, b: float | None, limit: float) -> str:
 
 def rpc_tables(res: RpcResults, rounds: int) -> list[str]:
     spec = res.spec
-    stacks = sorted({s for s, _ in res.samples}, key=lambda s: (s != "micro", s != RAW, s))
+    stacks = sorted({s for s, _ in res.samples}, key=STACKS.index)
     out = [
         f"### RPC (medians of {rounds} rounds; {spec.duration:g} s per point after "
         f"{spec.warmup:g} s warm-up; streaming: {spec.stream_count} messages)",
@@ -93,28 +95,29 @@ def rpc_tables(res: RpcResults, rounds: int) -> list[str]:
         mps = res.median(stack, "stream", "mps")
         cells.append("-" if mps is None else f"{mps:.0f}")
         out.append("| " + " | ".join(cells) + " |")
-    if "micro" in stacks and RAW in stacks:
-        out += ["", "| target (micro vs raw grpclib + betterproto2) | value | |", "|---|---|---|"]
+    for ours, raw in RAW.items():
+        if ours not in stacks or raw not in stacks:
+            continue
+        out += ["", f"| target ({ours} vs raw {raw}) | value | |", "|---|---|---|"]
         for key in unary_keys:
             floor = 0.85 if int(key.rsplit("c", 1)[1]) >= 64 else 0.8
-            ours, raw = res.median("micro", key, "rps"), res.median(RAW, key, "rps")
-            ok = None if ours is None or not raw else ours / raw >= floor
-            ratio = _ratio(ours, raw)
-            out.append(f"| {key} req/s ratio (>= {floor}x) | {ratio} | {_verdict(ok)} |")
-            p99, raw99 = res.median("micro", key, "p99_ms"), res.median(RAW, key, "p99_ms")
+            a, b = res.median(ours, key, "rps"), res.median(raw, key, "rps")
+            ok = None if a is None or not b else a / b >= floor
+            out.append(f"| {key} req/s ratio (>= {floor}x) | {_ratio(a, b)} | {_verdict(ok)} |")
+            p99, raw99 = res.median(ours, key, "p99_ms"), res.median(raw, key, "p99_ms")
             ratio, check = _ratio(p99, raw99), _check(p99, raw99, 1.2)
             out.append(f"| {key} p99 ratio (<= 1.2x) | {ratio} | {check} |")
-        ours, raw = res.median("micro", "stream", "mps"), res.median(RAW, "stream", "mps")
-        ok = None if ours is None or not raw else ours / raw >= 0.9
-        out.append(f"| stream msgs/s ratio (>= 0.9x) | {_ratio(ours, raw)} | {_verdict(ok)} |")
+        a, b = res.median(ours, "stream", "mps"), res.median(raw, "stream", "mps")
+        ok = None if a is None or not b else a / b >= 0.9
+        out.append(f"| stream msgs/s ratio (>= 0.9x) | {_ratio(a, b)} | {_verdict(ok)} |")
         for other in GRPCIO:
             if other not in stacks:
                 continue
             for key in [k for k in unary_keys if k.endswith("c64")] + ["stream"]:
                 metric = "mps" if key == "stream" else "rps"
-                a, b = res.median("micro", key, metric), res.median(other, key, metric)
+                a, b = res.median(ours, key, metric), res.median(other, key, metric)
                 ok = None if a is None or not b else a > b
-                out.append(f"| {key}: micro / {other} (> 1x) | {_ratio(a, b)} | {_verdict(ok)} |")
+                out.append(f"| {key}: {ours} / {other} (> 1x) | {_ratio(a, b)} | {_verdict(ok)} |")
     return out
 
 
@@ -133,7 +136,7 @@ def memory_tables(res: RpcResults) -> list[str]:
     def med(values: list[int] | None) -> float | None:
         return sorted(values)[len(values) // 2] / 1024 if values else None
 
-    for stack in sorted(res.idle_rss_kb, key=lambda s: (s != "micro", s)):
+    for stack in sorted(res.idle_rss_kb, key=STACKS.index):
         idle, peak = med(res.idle_rss_kb.get(stack)), med(res.peak_rss_kb.get(stack))
         cells = [
             stack,

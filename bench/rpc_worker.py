@@ -6,7 +6,8 @@
         prints one JSON line of results
 
 ``GEN_DIR`` holds the code generated from bench/protos (see :mod:`bench.gen`): ``bp/bpgen``
-(betterproto2 + micro) and ``pb/`` (``_pb2``, grpcio's ``_pb2_grpc``, grpclib's ``_grpc``).
+(betterproto2 + micro) and ``pb/`` (``_pb2`` + micro, grpcio's ``_pb2_grpc``, grpclib's
+``_grpc``).
 Every stack serves the same three rpcs with the same handler logic.
 """
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STACKS = ("micro", "grpclib-bp2", "grpclib-pb2", "grpcio-bp2", "grpcio-pb2")
+STACKS = ("micro", "micro-pb2", "grpclib-bp2", "grpclib-pb2", "grpcio-bp2", "grpcio-pb2")
 SERVICE = "benchpb.v1.Bench"
 PATHS = {name: f"/{SERVICE}/{name}" for name in ("Small", "Medium", "Stream")}
 
@@ -40,6 +41,7 @@ class Messages:
     stream_request: type[Any]
     item: type[Any]
     address: type[Any]
+    package: str  # where the messages and their micro module (``bench_micro``) live
 
 
 def load_messages(gen: Path, stack: str) -> Messages:
@@ -47,12 +49,14 @@ def load_messages(gen: Path, stack: str) -> Messages:
         sys.path.insert(0, str(gen / "pb"))
         pb = importlib.import_module("benchpb.v1.bench_pb2")
         medium = pb.MediumMessage
-        return Messages(pb.SmallMessage, medium, pb.StreamRequest, medium.Item, medium.Address)
+        return Messages(
+            pb.SmallMessage, medium, pb.StreamRequest, medium.Item, medium.Address, "benchpb.v1"
+        )
     sys.path.insert(0, str(gen / "bp"))
     bp = importlib.import_module("bpgen.benchpb.v1")
     return Messages(
         bp.SmallMessage, bp.MediumMessage, bp.StreamRequest, bp.MediumMessageItem,
-        bp.MediumMessageAddress,
+        bp.MediumMessageAddress, "bpgen.benchpb.v1",
     )  # fmt: skip
 
 
@@ -95,7 +99,7 @@ class Logic:
 async def serve_micro(gen: Path, logic: Logic, ready: Callable[[str], None]) -> None:
     import micro
 
-    bench_micro = importlib.import_module("bpgen.benchpb.v1.bench_micro")
+    bench_micro = importlib.import_module(f"{logic.m.package}.bench_micro")
 
     class Handler(bench_micro.BenchHandler):  # type: ignore[misc,name-defined]
         async def small(self, request: Any, context: micro.Context) -> Any:
@@ -227,7 +231,7 @@ class Client:
 async def micro_client(target: str, m: Messages) -> Client:
     import micro
 
-    bench_micro = importlib.import_module("bpgen.benchpb.v1.bench_micro")
+    bench_micro = importlib.import_module(f"{m.package}.bench_micro")
     client = micro.Client()
     stub = bench_micro.BenchClient(target, client=client)
     return Client(stub.small, stub.medium, stub.stream, client.close)

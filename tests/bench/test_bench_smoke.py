@@ -35,7 +35,8 @@ def test_rpc_smoke_writes_its_table(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable, "-m", "bench", "--smoke", "--suites", "rpc", "memory",
-            "--stacks", "micro", "grpclib-bp2", "--duration", "0.3", "--stream-count", "500",
+            "--stacks", "micro", "micro-pb2", "grpclib-bp2", "grpclib-pb2",
+            "--duration", "0.3", "--stream-count", "500",
             "--out", str(report),
         ],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=240,
@@ -43,7 +44,10 @@ def test_rpc_smoke_writes_its_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     text = report.read_text()
     assert "### RPC" in text and "### Memory" in text
-    rows = [line for line in text.splitlines() if line.startswith(("| micro |", "| grpclib-bp2 |"))]
-    assert len(rows) == 4  # one RPC row and one memory row per stack
+    prefixes = tuple(f"| {s} |" for s in ("micro", "micro-pb2", "grpclib-bp2", "grpclib-pb2"))
+    rows = [line for line in text.splitlines() if line.startswith(prefixes)]
+    assert len(rows) == 8  # one RPC row and one memory row per stack
     assert all("-" not in row.split("|")[2] for row in rows)  # every cell has a number
-    assert "unary/small/c64 req/s ratio" in text
+    for ours, raw in (("micro", "grpclib-bp2"), ("micro-pb2", "grpclib-pb2")):
+        assert f"| target ({ours} vs raw {raw}) |" in text
+    assert text.count("| unary/small/c64 req/s ratio") == 2
