@@ -71,8 +71,16 @@ class ClientCall:
     request: Any
     metadata: Pairs = field(default_factory=list)
     deadline: float | None = None
-    headers: MetadataView | None = None
-    trailers: MetadataView | None = None
+    _outbound: OutboundCall | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def headers(self) -> MetadataView | None:
+        """The response headers, once the call returned (read only when asked)."""
+        return None if self._outbound is None else self._outbound.headers
+
+    @property
+    def trailers(self) -> MetadataView | None:
+        return None if self._outbound is None else self._outbound.trailers
 
 
 ClientNext: TypeAlias = Callable[[ClientCall], Awaitable[Any]]
@@ -156,8 +164,19 @@ class Client:
         if call.service is None:
             raise ValueError("a call needs a service name or an address")
         nodes = await self.lookup(call.service)
-        fresh = [n for n in nodes if n.address not in tried]
-        return self._selector.select(fresh or nodes, service=call.service).address
+        return self._select(call.service, nodes, tried)
+
+    def _pick_cached(self, call: ClientCall, tried: set[str]) -> str | None:
+        service = call.service
+        nodes = None if service is None else self._nodes.cached(service)
+        if service is None or not nodes:
+            return None
+        return self._select(service, nodes, tried)
+
+    def _select(self, service: str, nodes: list[Node], tried: set[str]) -> str:
+        if tried:
+            nodes = [n for n in nodes if n.address not in tried] or nodes
+        return self._selector.select(nodes, service=service).address
 
     # -- calls -------------------------------------------------------------------------
 
@@ -184,7 +203,9 @@ class Client:
             deadline=outgoing_deadline(timeout if timeout is not None else self._timeout),
         )
 
-    async def _through_middleware(self, call: ClientCall, last: ClientNext) -> Any:
+    def _through_middleware(self, call: ClientCall, last: ClientNext) -> Awaitable[Any]:
+        if not self._middleware:
+            return last(call)
         nxt = last
         for mw in reversed(self._middleware):
 
@@ -195,12 +216,12 @@ class Client:
                 return step
 
             nxt = bind(mw, nxt)
-        return await nxt(call)
+        return nxt(call)
 
     async def _attempt(
         self,
         call: ClientCall,
-        run: Callable[[OutboundCall], Awaitable[R]],
+        run: Callable[[OutboundCall, ClientCall], Awaitable[R]],
         replayable: Callable[[], bool] = lambda: True,
     ) -> tuple[OutboundCall, R]:
         """Open the call and ``run`` its first phase, retrying per the module rules.
@@ -209,10 +230,13 @@ class Client:
         tried: set[str] = set()
         attempt = 0
         while True:
-            address = await self._pick(call, tried)
+            # usually no await: a static address, or nodes the cache holds
+            address = (
+                call.address or self._pick_cached(call, tried) or await self._pick(call, tried)
+            )
             outbound = self._transport.open(address, call.method, call.metadata, call.deadline)
             try:
-                return outbound, await run(outbound)
+                return outbound, await run(outbound, call)
             except Error as exc:
                 await outbound.aclose()
                 if not (
@@ -246,25 +270,17 @@ class Client:
     ) -> Resp:
         """Call a unary method; returns the response message."""
         call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
-
-        async def last(call: ClientCall) -> Any:
-            async def run(outbound: OutboundCall) -> Any:
-                await outbound.start()
-                await outbound.send(call.request, end=True)
-                reply = await outbound.recv()
-                if reply is None:
-                    raise _no_response(call.method)
-                await outbound.finish()
-                return reply
-
-            outbound, reply = await self._attempt(call, run)
-            call.headers, call.trailers = outbound.headers, outbound.trailers
-            await outbound.aclose()
-            return reply
-
         # The transport decoded the reply as method.response_type.
-        response: Resp = await self._through_middleware(call, last)
+        response: Resp = await self._through_middleware(call, self._unary_call)
         return response
+
+    async def _unary_call(self, call: ClientCall) -> Any:
+        outbound, reply = await self._attempt(call, _exchange_unary)
+        call._outbound = outbound
+        await outbound.aclose()
+        if reply is None:
+            raise _no_response(call.method)
+        return reply
 
     def server_stream(
         self,
@@ -282,7 +298,7 @@ class Client:
         )
 
         async def last(call: ClientCall) -> Any:
-            async def run(outbound: OutboundCall) -> Any:
+            async def run(outbound: OutboundCall, call: ClientCall) -> Any:
                 await outbound.start()
                 await outbound.send(call.request, end=True)
                 return await outbound.recv()
@@ -317,7 +333,7 @@ class Client:
             def replayable() -> bool:
                 return isinstance(source, Sequence) or not taken
 
-            async def run(outbound: OutboundCall) -> Any:
+            async def run(outbound: OutboundCall, call: ClientCall) -> Any:
                 nonlocal taken
                 await outbound.start()
                 if isinstance(source, AsyncIterable):
@@ -336,7 +352,7 @@ class Client:
                 return reply
 
             outbound, reply = await self._attempt(call, run, replayable)
-            call.headers, call.trailers = outbound.headers, outbound.trailers
+            call._outbound = outbound
             await outbound.aclose()
             return reply
 
@@ -356,7 +372,7 @@ class Client:
         call = self._new_call(method, None, service, address, timeout, metadata, Kind.BIDI_STREAM)
 
         async def last(call: ClientCall) -> Any:
-            async def run(outbound: OutboundCall) -> None:
+            async def run(outbound: OutboundCall, call: ClientCall) -> None:
                 await outbound.start()
 
             outbound, _ = await self._attempt(call, run)
@@ -370,6 +386,10 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(registry={self._registry!r}, selector={self._selector!r})"
+
+
+def _exchange_unary(outbound: OutboundCall, call: ClientCall) -> Awaitable[Any]:
+    return outbound.unary(call.request)
 
 
 def _no_response(method: AnyMethod) -> Error:

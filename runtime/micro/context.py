@@ -116,11 +116,19 @@ def current() -> Context | None:
 @contextmanager
 def use(ctx: Context | None) -> Iterator[None]:
     """Make ``ctx`` the current Context for the duration of the block."""
-    token = _current.set(ctx)
+    token = set_current(ctx)
     try:
         yield
     finally:
-        _current.reset(token)
+        reset_current(token)
+
+
+def set_current(ctx: Context | None) -> contextvars.Token[Context | None]:
+    return _current.set(ctx)
+
+
+def reset_current(token: contextvars.Token[Context | None]) -> None:
+    _current.reset(token)
 
 
 def outgoing_deadline(timeout: float | None) -> float | None:

@@ -45,6 +45,13 @@ class NodeCache:
         self._watches: dict[str, asyncio.Task[None]] = {}
         self._degraded: set[str] = set()
 
+    def cached(self, service: str) -> list[Node] | None:
+        """The nodes of ``service`` if a fresh lookup is cached (no await on the hot path)."""
+        entry = self._entries.get(service)
+        if entry is not None and entry.expires > time.monotonic():
+            return entry.nodes
+        return None
+
     async def lookup(self, service: str) -> list[Node]:
         """The live nodes of ``service``; raises 503 if there are none (or the registry is
         down and no node was ever known)."""

@@ -83,14 +83,21 @@ class MetadataView(Mapping[str, str | bytes]):
     Iteration yields each distinct key once.
     """
 
-    __slots__ = ("_index", "_pairs")
+    __slots__ = ("_indexed", "_pairs")
 
     def __init__(self, pairs: Iterable[tuple[str, str | bytes]] = ()) -> None:
         self._pairs: tuple[tuple[str, str | bytes], ...] = tuple((k.lower(), v) for k, v in pairs)
-        index: dict[str, list[str | bytes]] = {}
-        for k, v in self._pairs:
-            index.setdefault(k, []).append(v)
-        self._index = index
+        self._indexed: dict[str, list[str | bytes]] | None = None
+
+    @property
+    def _index(self) -> dict[str, list[str | bytes]]:
+        # built on first lookup: most calls' metadata is never looked at
+        index = self._indexed
+        if index is None:
+            index = self._indexed = {}
+            for k, v in self._pairs:
+                index.setdefault(k, []).append(v)
+        return index
 
     def __getitem__(self, key: str) -> str | bytes:
         return self._index[key.lower()][0]

@@ -45,7 +45,7 @@ from typing import Any, TypeAlias
 
 from micro import errors
 from micro.codec import DecodeError
-from micro.context import Context, use
+from micro.context import Context, reset_current, set_current
 from micro.spec import AnyMethod, ServiceSpec
 from micro.transport.base import InboundCall
 
@@ -169,10 +169,11 @@ class Dispatcher:
             )
             return
         self.on_call_start(method)
+        token = set_current(ctx)  # what `with use(ctx)` does, without its generator
         try:
-            with use(ctx):
-                await self._run(inbound, method, handler, ctx)
+            await self._run(inbound, method, handler, ctx)
         finally:
+            reset_current(token)
             self.on_call_end(method)
 
     async def _run(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Coroutine, Iterable
+from typing import Any
 
 from micro.client import Client, default
 from micro.metadata import Metadata
@@ -39,7 +40,7 @@ class Stub:
     def _client(self) -> Client:
         return self._client_arg if self._client_arg is not None else default()
 
-    async def _unary(
+    def _unary(
         self,
         method: Method[Req, Resp],
         request: Req,
@@ -47,8 +48,8 @@ class Stub:
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
-    ) -> Resp:
-        return await self._client.unary(
+    ) -> Coroutine[Any, Any, Resp]:
+        return self._client.unary(
             method,
             request,
             service=self._service,

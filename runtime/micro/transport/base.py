@@ -93,6 +93,11 @@ class OutboundCall(Protocol):
         """Connect and send the request headers."""
         ...
 
+    async def unary(self, message: Any) -> Any | None:
+        """A whole unary exchange: start, send ``message`` and half-close, receive the
+        reply and the final status, release the call. ``None`` if no reply came."""
+        ...
+
     async def send(self, message: Any, *, end: bool = False) -> None: ...
 
     async def end(self) -> None:

@@ -8,8 +8,7 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import h2.exceptions
@@ -216,6 +215,19 @@ class GrpclibServerTransport:
 # -- client ---------------------------------------------------------------------------
 
 
+_FAILURES = (
+    GRPCError,
+    TimeoutError,
+    StreamTerminatedError,
+    OSError,
+    h2.exceptions.StreamClosedError,
+    DecodeError,
+    ProtocolError,
+    EncodeError,
+    h2.exceptions.ProtocolError,
+)
+
+
 class _OutboundCall:
     """An outgoing RPC on a grpclib client stream; raises only micro Errors."""
 
@@ -257,54 +269,49 @@ class _OutboundCall:
         md = self._stream.trailing_metadata
         return None if md is None else MetadataView(list(md.items()))
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except Error:
-            raise
-        except GRPCError as exc:
+    def _error(self, exc: Exception) -> Error:
+        """``exc``, raised by grpclib, h2 or the codec, as the micro Error it means."""
+        if isinstance(exc, GRPCError):
             self._finished = True
-            raise from_grpc(exc.status, exc.message, self._stream.trailing_metadata) from None
-        except TimeoutError:  # asyncio.TimeoutError: grpclib's deadline timer fired
-            raise Error(
+            return from_grpc(exc.status, exc.message, self._stream.trailing_metadata)
+        if isinstance(exc, TimeoutError):  # asyncio.TimeoutError: grpclib's deadline timer
+            return Error(
                 CLIENT_ID,
                 408,
                 f"{self._method.name}: deadline exceeded",
                 grpc_status=Status.DEADLINE_EXCEEDED,
-            ) from None
-        except StreamTerminatedError as exc:
+            )
+        if isinstance(exc, StreamTerminatedError):
             status_error = self._status_after_reset()
             if status_error is not None:
                 self._finished = True
-                raise status_error from None
-            raise Error(
+                return status_error
+            return Error(
                 CLIENT_ID,
                 503,
                 f"{self._method.name}: connection to {self._address} lost: {exc}",
                 grpc_status=Status.UNAVAILABLE,
-            ) from None
-        except (OSError, h2.exceptions.StreamClosedError) as exc:
-            raise Error(
+            )
+        if isinstance(exc, (OSError, h2.exceptions.StreamClosedError)):
+            return Error(
                 CLIENT_ID,
                 503,
                 f"{self._method.name}: cannot reach {self._address}: {exc}",
                 grpc_status=Status.UNAVAILABLE,
-            ) from None
-        except DecodeError as exc:
-            raise Error(
+            )
+        if isinstance(exc, DecodeError):
+            return Error(
                 CLIENT_ID,
                 500,
                 f"{self._method.name}: invalid response from {self._address}: {exc}",
                 grpc_status=Status.INTERNAL,
-            ) from None
-        except (ProtocolError, EncodeError, h2.exceptions.ProtocolError) as exc:
-            raise Error(
-                CLIENT_ID,
-                500,
-                f"{self._method.name}: {type(exc).__name__}: {exc}",
-                grpc_status=Status.INTERNAL,
-            ) from None
+            )
+        return Error(
+            CLIENT_ID,
+            500,
+            f"{self._method.name}: {type(exc).__name__}: {exc}",
+            grpc_status=Status.INTERNAL,
+        )
 
     def _status_after_reset(self) -> Error | None:
         """The status the server sent before resetting the stream, if it sent one."""
@@ -328,35 +335,64 @@ class _OutboundCall:
             decode_metadata(trailers),
         )
 
+    # Each call below maps what the libraries raise to micro Errors (_FAILURES); a
+    # context manager per call cost more than the rest of this class.
+
     async def start(self) -> None:
-        with self._errors():
-            await self._stream.__aenter__()
-            self._entered = True
-            try:
-                await self._stream.send_request()
-            except AttributeError:
-                # grpclib race: the cached connection was lost a moment ago and has no
-                # transport any more; nothing was sent, so it is UNAVAILABLE (retryable)
-                raise ConnectionResetError("connection closed") from None
+        try:
+            await self._start()
+        except _FAILURES as exc:
+            raise self._error(exc) from None
+
+    async def _start(self) -> None:
+        await self._stream.__aenter__()
+        self._entered = True
+        try:
+            await self._stream.send_request()
+        except AttributeError:
+            # grpclib race: the cached connection was lost a moment ago and has no
+            # transport any more; nothing was sent, so it is UNAVAILABLE (retryable)
+            raise ConnectionResetError("connection closed") from None
+
+    async def unary(self, message: Any) -> Any | None:
+        # One coroutine for the whole exchange: unary calls are the hot path.
+        try:
+            await self._start()
+            await self._stream.send_message(message, end=True)
+            reply = await self._stream.recv_message()
+            if reply is not None:
+                self._received += 1
+            await self._finish()
+        except _FAILURES as exc:
+            raise self._error(exc) from None
+        self._entered = False
+        await self._stream.__aexit__(None, None, None)  # completed: releases the stream
+        return reply
 
     async def send(self, message: Any, *, end: bool = False) -> None:
-        with self._errors():
+        try:
             await self._stream.send_message(message, end=end)
+        except _FAILURES as exc:
+            raise self._error(exc) from None
 
     async def end(self) -> None:
         if self._finished:
             return
-        with self._errors():
+        try:
             await self._stream.end()
+        except _FAILURES as exc:
+            raise self._error(exc) from None
 
     async def recv(self) -> Any | None:
-        with self._errors():
+        try:
             message = await self._stream.recv_message()
             if message is None:
                 await self._finish()
                 return None
-            self._received += 1
-            return message
+        except _FAILURES as exc:
+            raise self._error(exc) from None
+        self._received += 1
+        return message
 
     async def _finish(self) -> None:
         if self._finished:
@@ -372,8 +408,10 @@ class _OutboundCall:
         self._finished = True
 
     async def finish(self) -> None:
-        with self._errors():
+        try:
             await self._finish()
+        except _FAILURES as exc:
+            raise self._error(exc) from None
 
     async def aclose(self) -> None:
         if not self._entered:
