@@ -96,11 +96,27 @@ class _PlainServer:
         await stream.recv_message()
         raise GRPCError(Status.PERMISSION_DENIED, "nope, not you")
 
+    async def silent(self, stream: Stream[Any, Any]) -> None:
+        # served as a stream of zero replies: status OK and no message, which grpclib
+        # refuses to send for a unary handler (the wire does not carry the call's kind)
+        await stream.recv_message()
+
     def __mapping__(self) -> dict[str, Handler]:
         return {
             ECHO.path: Handler(self.junk, Cardinality.UNARY_UNARY, bytes, bytes),
             "/test.v1.Echo/Missing": Handler(self.denied, Cardinality.UNARY_UNARY, bytes, bytes),
+            SILENT.path: Handler(self.silent, Cardinality.UNARY_STREAM, bytes, bytes),
         }
+
+
+SILENT = micro.Method(
+    name="Echo.Silent",
+    path="/test.v1.Echo/Silent",
+    kind=micro.Kind.UNARY,
+    request_type=EchoRequest,
+    response_type=EchoRequest,
+    handler_attr="silent",
+)
 
 
 @pytest.fixture
@@ -123,6 +139,19 @@ async def test_garbage_response_raises_an_error_on_the_client(plain_server: str)
         assert info.value.code == 500
         assert info.value.grpc_status is Status.INTERNAL
         assert "invalid response" in info.value.detail
+
+
+async def test_ok_status_without_a_reply_is_an_error_and_the_channel_stays_usable(
+    plain_server: str,
+) -> None:
+    async with micro.Client(registry=micro.MemoryRegistry()) as client:
+        for _ in range(2):  # the first failure leaves nothing behind on the connection
+            with pytest.raises(micro.Error) as info:
+                await client.unary(SILENT, EchoRequest(text="x"), address=plain_server)
+            assert info.value.grpc_status is Status.INTERNAL
+            assert info.value.detail == "Echo.Silent: server sent no response message"
+        with pytest.raises(micro.Error, match="invalid response"):
+            await EchoClient(address=plain_server, client=client).echo(EchoRequest(text="x"))
 
 
 async def test_plain_grpc_error_becomes_an_error_with_its_status(plain_server: str) -> None:
