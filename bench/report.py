@@ -60,6 +60,24 @@ def codegen_tables(res: CodegenResults, rounds: int) -> list[str]:
             {names[1]: f"{_ratio(ours[names[1]], ours[names[0]])} "
              f"{_check(ours[names[1]], ours[names[0]], 2.2)}"},
         )  # fmt: skip
+    out += [
+        "",
+        "Each Python plugin alone, on the request protoc sends it (replayed from a file; "
+        "protoc's parsing, shared by every row above, left out), seconds:",
+        "",
+        "| plugin | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for tool in codegen.REPLAYED:
+        values = {n: res.median(n, tool, replayed=True) for n in names}
+        row(tool, {n: "-" if v is None else f"{v:.2f}" for n, v in values.items()})
+    row(
+        "betterproto2-compiler / micro plugin",
+        {
+            n: _ratio(res.median(n, codegen.BETTERPROTO2, True), res.median(n, codegen.OURS, True))
+            for n in names
+        },
+    )
     return out
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import codegen
 from bench.corpus import write_corpus
 from protoc_gen_micro.protoc import include_dirs
 from tests.cluster import ROOT
@@ -28,6 +29,22 @@ def test_corpus_compiles_with_protoc(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(list(out.rglob("*_pb2.py"))) == 6
+
+
+def test_codegen_smoke_writes_its_tables(tmp_path: Path) -> None:
+    report = tmp_path / "smoke.md"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--suites", "codegen", "--out", str(report)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split(" | ") for line in report.read_text().splitlines()]
+    timed = [r for r in rows if r[0].startswith("| ") and r[0][2:] in codegen.TOOLS]
+    replayed = [r for r in rows if r[0] == "| micro plugin alone"]
+    assert len(timed) == len(codegen.TOOLS) + len(codegen.REPLAYED)  # both tables
+    for row in timed:  # every generator ran on every corpus (3 of them)
+        assert all(float(cell.strip(" |")) > 0 for cell in row[1:]), row
+    assert len(replayed) == 2
 
 
 def test_rpc_smoke_writes_its_table(tmp_path: Path) -> None:
