@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,6 +185,38 @@ async def test_two_registry_instances_share_state(tmp_path: Path) -> None:
     ev = await asyncio.wait_for(anext(watcher), 5)
     assert ev.type is EventType.CREATE and ev.service.nodes[0].id == "n1"
     await a.deregister(rec("n1"))
+    ev = await asyncio.wait_for(anext(watcher), 5)
+    assert ev.type is EventType.DELETE
+    watcher.stop()
+
+
+async def test_a_quiet_watch_does_not_reread_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polls read the rows only after a commit or when a lease runs out."""
+    writer, reader = LocalRegistry(tmp_path), LocalRegistry(tmp_path, poll_interval=0.02)
+    reads: list[str | None] = []
+    read = reader._read
+
+    def counted(conn: sqlite3.Connection, service: str | None) -> Any:
+        reads.append(service)
+        return read(conn, service)
+
+    monkeypatch.setattr(reader, "_read", counted)
+    watcher = reader.watch("greeter")
+    await writer.register(rec("n1"), ttl=2.0)
+    ev = await asyncio.wait_for(anext(watcher), 5)
+    assert ev.type is EventType.CREATE
+    reads.clear()
+    polled = asyncio.ensure_future(anext(watcher))
+    await asyncio.sleep(0.5)  # ~25 polls: nothing committed, no lease ran out
+    assert not polled.done() and reads == []
+    await writer.register(rec("n2"), ttl=2.0)  # a commit: read at the next poll
+    ev = await asyncio.wait_for(polled, 5)
+    assert ev.type is EventType.UPDATE and {n.id for n in ev.service.nodes} == {"n1", "n2"}
+    # nobody renews: the leases run out, n1's first, with no commit to notice
+    ev = await asyncio.wait_for(anext(watcher), 5)
+    assert ev.type is EventType.UPDATE and [n.id for n in ev.service.nodes] == ["n2"]
     ev = await asyncio.wait_for(anext(watcher), 5)
     assert ev.type is EventType.DELETE
     watcher.stop()
