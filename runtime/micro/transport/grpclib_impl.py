@@ -71,7 +71,7 @@ class _InboundCall:
         self._method = method
         self._header_sent = False
         metadata = stream.metadata
-        self._metadata = MetadataView(list(metadata.items()) if metadata is not None else [])
+        self._metadata = MetadataView(metadata.items() if metadata is not None else ())
         deadline = stream.deadline
         self._deadline = None if deadline is None else time.monotonic() + deadline.time_remaining()
         self._peer: str | None = None  # looked up on first use: a syscall most calls skip
@@ -262,12 +262,12 @@ class _OutboundCall:
     @property
     def headers(self) -> MetadataView | None:
         md = self._stream.initial_metadata
-        return None if md is None else MetadataView(list(md.items()))
+        return None if md is None else MetadataView(md.items())
 
     @property
     def trailers(self) -> MetadataView | None:
         md = self._stream.trailing_metadata
-        return None if md is None else MetadataView(list(md.items()))
+        return None if md is None else MetadataView(md.items())
 
     def _error(self, exc: Exception) -> Error:
         """``exc``, raised by grpclib, h2 or the codec, as the micro Error it means."""
