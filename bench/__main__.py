@@ -47,12 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     out_path: Path = args.out or DEFAULT_OUT
     started = time.monotonic()
     lines = ["# Benchmark results", ""]
+    failures: list[str] = []
     lines.append(f"`python -m bench {' '.join(sys.argv[1:] if argv is None else argv)}`".strip())
     lines += ["", *machine.describe(), ""]
     if "codegen" in args.suites:
         log("codegen suite")
         n = args.codegen_rounds or rounds
-        lines += [*report.codegen_tables(codegen.run(n, args.smoke, log), n), ""]
+        codegen_results = codegen.run(n, args.smoke, log)
+        lines += [*report.codegen_tables(codegen_results, n), ""]
+        failures += [f"{c}: {tool}: {e}" for (c, tool), e in codegen_results.errors.items()]
     if "rpc" in args.suites or "memory" in args.suites:
         log("rpc suite")
         spec = rpc.LoadSpec(
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n")
     log(f"wrote {out_path}")
+    if failures:  # the table shows them; the exit status lets CI see them too
+        sys.exit("\n".join(["bench: some generators failed:", *failures]))
 
 
 if __name__ == "__main__":

@@ -95,6 +95,13 @@ def make_corpora(work: Path, smoke: bool) -> list[CorpusSpec]:
     return corpora
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """This interpreter's bin directory first on PATH: betterproto2-compiler runs `ruff`
+    from there, and a venv used without activating it has no other way to find it."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return dict(os.environ, PATH=path, **extra)
+
+
 def run_once(corpus: CorpusSpec, tool: str, out: Path, env: dict[str, str] | None = None) -> float:
     if out.exists():
         shutil.rmtree(out)
@@ -104,7 +111,12 @@ def run_once(corpus: CorpusSpec, tool: str, out: Path, env: dict[str, str] | Non
     args = [sys.executable, "-m", "grpc_tools.protoc", *includes, *_plugins(), *flags]
     started = time.perf_counter()
     result = subprocess.run(
-        [*args, *corpus.files], capture_output=True, text=True, check=False, timeout=900, env=env
+        [*args, *corpus.files],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        env=env or _env(),
     )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -119,7 +131,7 @@ def save_requests(corpus: CorpusSpec, work: Path) -> dict[str, Path]:
     from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
 
     dump = work / "request.bin"
-    run_once(corpus, OURS, work / "out", env=dict(os.environ, MICRO_DUMP_REQUEST=str(dump)))
+    run_once(corpus, OURS, work / "out", env=_env(MICRO_DUMP_REQUEST=str(dump)))
     request = CodeGeneratorRequest.FromString(dump.read_bytes())
     paths: dict[str, Path] = {}
     for tool, (_, parameter) in REPLAYED.items():
@@ -133,7 +145,11 @@ def replay_once(tool: str, request: Path) -> float:
     with request.open("rb") as stdin:
         started = time.perf_counter()
         result = subprocess.run(
-            [plugin_path(REPLAYED[tool][0])], stdin=stdin, capture_output=True, check=False
+            [plugin_path(REPLAYED[tool][0])],
+            stdin=stdin,
+            capture_output=True,
+            check=False,
+            env=_env(),
         )
         elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -165,7 +181,14 @@ def run(rounds: int, smoke: bool, log: Callable[[str], None] = print) -> Codegen
             requests = save_requests(corpus, work)
             for round_no in range(rounds):
                 for tool in REPLAYED:
-                    elapsed = replay_once(tool, requests[tool])
+                    key = (corpus.name, f"{tool} (replayed)")
+                    if key in results.errors:
+                        continue
+                    try:
+                        elapsed = replay_once(tool, requests[tool])
+                    except RuntimeError as exc:
+                        results.errors[key] = str(exc)
+                        continue
                     results.replayed.setdefault((corpus.name, tool), []).append(elapsed)
                     log(f"  replayed {round_no + 1}/{rounds} {corpus.name}: {tool}: {elapsed:.2f}s")
         return results

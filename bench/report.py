@@ -69,8 +69,15 @@ def codegen_tables(res: CodegenResults, rounds: int) -> list[str]:
         "|---|" + "---|" * len(names),
     ]
     for tool in codegen.REPLAYED:
-        values = {n: res.median(n, tool, replayed=True) for n in names}
-        row(tool, {n: "-" if v is None else f"{v:.2f}" for n, v in values.items()})
+        timings: dict[str, str] = {}
+        for n in names:
+            value = res.median(n, tool, replayed=True)
+            error = res.errors.get((n, f"{tool} (replayed)"))
+            if error:
+                timings[n] = f"failed: {error[:80]}"
+            else:
+                timings[n] = "-" if value is None else f"{value:.2f}"
+        row(tool, timings)
     row(
         "betterproto2-compiler / micro plugin",
         {
