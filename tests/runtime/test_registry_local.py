@@ -222,6 +222,31 @@ async def test_a_quiet_watch_does_not_reread_the_rows(
     watcher.stop()
 
 
+def _open_files(path: Path) -> int:
+    """How many file descriptors of this process point at ``path`` (Linux)."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+async def test_a_stopped_watch_closes_its_connection(tmp_path: Path) -> None:
+    """Also when stopped while its poll waits (how a client's watch task ends)."""
+    path = tmp_path / "registry.db"
+    writer, reader = LocalRegistry(path), LocalRegistry(path, poll_interval=0.02)
+    await writer.register(rec("n1"))
+    before = _open_files(path)
+    async with reader.watch("greeter") as watcher:
+        waiting = asyncio.ensure_future(anext(watcher))
+        await asyncio.sleep(0.2)  # a few polls: the watcher holds its connection
+        assert _open_files(path) == before + 1
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert watcher.stopped
+    await asyncio.sleep(0.1)  # a poll cancelled mid-thread closes it when it returns
+    assert _open_files(path) == before
+
+
 async def test_killed_process_disappears_after_ttl(
     tmp_path: Path, children: list[asyncio.subprocess.Process]
 ) -> None:

@@ -152,7 +152,10 @@ class _PollWatcher(Watcher):
         self._pending: collections.deque[Event] = collections.deque()
         self._stopped = False
         self._wake = asyncio.Event()
-        # used only by _probe, which runs in a worker thread, one poll at a time
+        # The connection is used by _probe in a worker thread, under _conn_lock; whoever
+        # holds the lock once the watcher is stopped closes it (a cancelled poll's thread
+        # runs on, so stop() cannot always do it).
+        self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._data_version = -1
         self._next_expiry = 0.0  # wall clock: the earliest lease in the last snapshot
@@ -161,7 +164,6 @@ class _PollWatcher(Watcher):
     async def __anext__(self) -> Event:
         while True:
             if self._stopped:
-                self._close()
                 raise StopAsyncIteration
             if self._pending:
                 return self._pending.popleft()
@@ -182,6 +184,14 @@ class _PollWatcher(Watcher):
             self._last = snapshot
 
     def _probe(self) -> dict[Key, ServiceRecord] | None:
+        with self._conn_lock:
+            try:
+                return self._probe_locked()
+            finally:
+                if self._stopped:
+                    self._close()
+
+    def _probe_locked(self) -> dict[Key, ServiceRecord] | None:
         """A new snapshot, or ``None`` if nothing can have changed since the last one."""
         registry = self._registry
         now = time.monotonic()
@@ -212,6 +222,11 @@ class _PollWatcher(Watcher):
             self._stopped = True
             self._registry._watchers.discard(self)
             self._wake.set()
+            if self._conn_lock.acquire(blocking=False):  # else the running poll closes it
+                try:
+                    self._close()
+                finally:
+                    self._conn_lock.release()
 
     @property
     def stopped(self) -> bool:
