@@ -33,10 +33,10 @@ import time
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from micro import defaults
+from micro._aclosing import AsyncClosing
 from micro.context import outgoing_deadline, outgoing_metadata
 from micro.errors import Error, Status
 from micro.lookup import NodeCache
@@ -87,7 +87,7 @@ ClientNext: TypeAlias = Callable[[ClientCall], Awaitable[Any]]
 ClientMiddleware: TypeAlias = Callable[[ClientCall, ClientNext], Awaitable[Any]]
 
 
-class Client:
+class Client(AsyncClosing):
     """Calls services by registry name (or static address) over gRPC.
 
     * ``registry``: where service names are resolved (default: the process-wide
@@ -129,17 +129,6 @@ class Client:
         )
 
     # -- lifecycle ---------------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close all connections (the client stays usable: they reopen on demand)."""

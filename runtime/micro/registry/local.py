@@ -44,9 +44,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
+from micro._aclosing import AsyncClosing
 from micro.registry._types import (
     Endpoint,
     Event,
@@ -233,7 +233,7 @@ class _PollWatcher(Watcher):
         return self._stopped
 
 
-class LocalRegistry:
+class LocalRegistry(AsyncClosing):
     """Cross-process registry backed by SQLite; see the module docstring.
 
     ``path``: database file (or a directory, which gets ``registry.db`` inside);
@@ -572,14 +572,3 @@ class LocalRegistry:
         self._closed = True
         for watcher in list(self._watchers):
             watcher.stop()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

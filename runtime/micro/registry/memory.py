@@ -10,9 +10,8 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
+from micro._aclosing import AsyncClosing
 from micro.registry._types import (
     Endpoint,
     Event,
@@ -71,7 +70,7 @@ class _QueueWatcher(Watcher):
         return self._stopped
 
 
-class MemoryRegistry:
+class MemoryRegistry(AsyncClosing):
     """In-process :class:`~micro.registry.Registry`.
 
     ``default_ttl`` applies when ``register`` gets ``ttl=None``; ``None`` (the default)
@@ -203,17 +202,6 @@ class MemoryRegistry:
         for watcher in list(self._watchers):
             watcher.stop()
         self._rows.clear()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"MemoryRegistry(nodes={len(self._rows)}, default_ttl={self.default_ttl})"

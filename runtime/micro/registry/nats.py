@@ -27,9 +27,9 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from micro._aclosing import AsyncClosing
 from micro._nats import LoopConnection, NatsUnavailable
 from micro.registry._types import (
     Event,
@@ -107,7 +107,7 @@ class _LazyWatcher(Watcher):
         return self._stopped
 
 
-class NatsRegistry:
+class NatsRegistry(AsyncClosing):
     """:class:`~micro.registry.Registry` on NATS JetStream KV (``MICRO_REGISTRY=nats``).
 
     ``address``: NATS URL(s), comma separated (default ``nats://127.0.0.1:4222``);
@@ -330,17 +330,6 @@ class NatsRegistry:
                     await asyncio.wait_for(state.task, timeout=2.0)
             await state.view.close()
         await self._conn.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         return f"NatsRegistry({self.address!r}, bucket={self.bucket!r})"
