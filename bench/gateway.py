@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.procs import ROOT, spawn, stop
+
 SERVICE = "library"
 LISTENING = "micro api listening on "
 
@@ -46,28 +47,6 @@ class GatewayResults:
 
     def median(self, path: str, c: int, metric: str) -> float:
         return statistics.median(r[metric] for r in self.samples[(path, c)])
-
-
-def _spawn(args: list[str], env: dict[str, str], marker: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()  # bounded: the process prints its marker or exits
-    if not line.startswith(marker):
-        process.kill()
-        _, err = process.communicate(timeout=30)
-        raise RuntimeError(f"{args[2:4]} did not start: {err.strip()[-800:]}")
-    return process, line[len(marker) :].split()[0]
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate(timeout=30)
 
 
 def _load(
@@ -103,10 +82,10 @@ def run(rounds: int, spec: GatewaySpec, log: Callable[[str], None] = print) -> G
     results = GatewayResults(spec)
     service = gateway = None
     try:
-        service, _ = _spawn(
+        service, _ = spawn(
             [sys.executable, "-m", "bench.gateway_worker", "serve", SERVICE], env, "READY "
         )
-        gateway, url = _spawn(
+        gateway, url = spawn(
             [sys.executable, "-m", "protoc_gen_micro.cli", "api", "--address", "127.0.0.1:0"],
             env,
             LISTENING,
@@ -126,7 +105,7 @@ def run(rounds: int, spec: GatewaySpec, log: Callable[[str], None] = print) -> G
     finally:
         for process in (gateway, service):
             if process is not None:
-                _stop(process)
+                stop(process)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.gen import generate
+from bench.procs import ROOT, spawn, stop
 from bench.rpc_worker import STACKS
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -57,37 +56,12 @@ def _status_kb(pid: int, field_name: str) -> int:
     raise RuntimeError(f"no {field_name} for pid {pid}")
 
 
-def _start_server(stack: str, gen: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.rpc_worker", "serve", stack, str(gen)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()  # bounded: the server prints READY or exits
-    if not line.startswith("READY "):
-        process.kill()
-        _, err = process.communicate(timeout=30)
-        raise RuntimeError(f"{stack} server did not start: {err.strip()[-500:]}")
-    return process, line.split()[1]
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate(timeout=30)
-
-
 def run_stack(
     stack: str, gen: Path, env: dict[str, str], spec: LoadSpec, results: RpcResults
 ) -> None:
-    server, target = _start_server(stack, gen, env)
+    server, target = spawn(
+        [sys.executable, "-m", "bench.rpc_worker", "serve", stack, str(gen)], env, "READY "
+    )
     try:
         time.sleep(1.0)
         results.idle_rss_kb.setdefault(stack, []).append(_status_kb(server.pid, "VmRSS"))
@@ -107,7 +81,7 @@ def run_stack(
         for key, value in json.loads(done.stdout.strip().splitlines()[-1]).items():
             results.samples.setdefault((stack, key), []).append(value)
     finally:
-        _stop(server)
+        stop(server)
 
 
 def run(
