@@ -52,6 +52,7 @@ class NatsServer:
     store: Path
     port: int = 0
     monitor: int = 0
+    config: str = ""  # a nats-server configuration file's text (e.g. users, permissions)
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -63,10 +64,16 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        options: list[str] = []
+        if self.config:
+            path = self.store.parent / f"nats-{self.port}.conf"
+            path.write_text(self.config)
+            options = ["-c", str(path)]
         log = open(self.store.parent / f"nats-{self.port}.log", "ab")
         self.process = subprocess.Popen(
             [
                 binary(),
+                *options,
                 "-a",
                 "127.0.0.1",
                 "-p",

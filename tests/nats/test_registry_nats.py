@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import micro
-from micro.registry import EventType, Node, NotFound, ServiceRecord, from_env
+from micro.registry import EventType, Node, NotFound, RegistryError, ServiceRecord, from_env
 from micro.registry.nats import NatsRegistry
 from tests.cluster import ROOT
-from tests.nats.server import free_port
+from tests.nats.server import NatsServer, free_port
 from tests.runtime.procs import nodes
 
 
@@ -68,6 +69,56 @@ async def test_names_with_any_characters_are_keys(registry: NatsRegistry) -> Non
     await registry.register(record, ttl=30)
     assert await registry.get_service(name) == [record]
     await registry.deregister(record)
+
+
+async def test_a_node_registered_elsewhere_a_moment_ago_is_found(
+    nats_url: str, registry: NatsRegistry
+) -> None:
+    """A lookup that misses in the mirror reads the bucket before answering NotFound."""
+    await registry.list_services()  # the mirror is synced and watching
+    name = unique("fresh")
+    record = ServiceRecord(name, "1", (Node("n1", "127.0.0.1:3"),))
+
+    async def register_elsewhere() -> None:
+        async with NatsRegistry(nats_url) as other:
+            await other.register(record, ttl=30)
+
+    # Registered from another thread while this loop is blocked: the mirror's watch
+    # cannot have delivered the new key before the lookup looks at the mirror.
+    thread = threading.Thread(target=asyncio.run, args=(register_elsewhere(),))
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert await registry.get_service(name) == [record]
+    await registry.deregister(record)
+    with pytest.raises(NotFound):
+        await registry.get_service(name)
+
+
+async def test_lookups_never_answer_from_an_unsynced_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client whose watch cannot start gets RegistryError, never a false NotFound."""
+    config = """
+    authorization {
+      users = [{user: "svc", password: "pw",
+                permissions: {publish: {deny: ["$JS.API.CONSUMER.>"]}}}]
+    }
+    """
+    server = NatsServer(tmp_path / "store", config=config)
+    server.start()
+    try:
+        monkeypatch.setattr("micro.registry.nats.SYNC_TIMEOUT", 1.0)
+        url = f"nats://svc:pw@127.0.0.1:{server.port}"
+        async with NatsRegistry(url) as registry:
+            record = ServiceRecord("unseen", "1", (Node("n1", "127.0.0.1:4"),))
+            await registry.register(record, ttl=30)  # writes need no watch
+            with pytest.raises(RegistryError, match="no snapshot of bucket"):
+                await registry.get_service("unseen")
+            with pytest.raises(RegistryError, match="no snapshot of bucket"):
+                await registry.list_services()
+    finally:
+        server.kill()
 
 
 async def test_sigkilled_node_disappears_within_its_ttl(

@@ -13,6 +13,11 @@ renewing and drops out of every mirror when its lease ends. The mirror is rebuil
 scratch after a reconnect and every ``resync_interval`` seconds (catching anything a
 broken watch missed), and expired keys are deleted from the bucket then.
 
+The mirror lags the bucket by one message delivery. So that a node registered by
+another process a moment ago is found anyway, a lookup that misses in the mirror reads
+that service's keys from the bucket before answering "not found". Lookups never answer
+from a mirror whose first snapshot has not arrived: they raise :class:`RegistryError`.
+
 Lease deadlines are wall-clock times compared across machines: keep clocks in sync
 (NTP) to well within the TTL. While the NATS server is unreachable, lookups raise
 :class:`RegistryError` (the client keeps using the last nodes it knew).
@@ -33,6 +38,7 @@ from micro._aclosing import AsyncClosing
 from micro._nats import LoopConnection, NatsUnavailable
 from micro.registry._types import (
     Event,
+    NotFound,
     RegistryClosed,
     RegistryError,
     ServiceRecord,
@@ -50,6 +56,8 @@ log = logging.getLogger("micro.registry")
 
 DEFAULT_BUCKET = "micro_registry"
 DEFAULT_TTL = 15.0
+#: how long a lookup waits for the mirror's first snapshot, or for a read-through
+SYNC_TIMEOUT = 5.0
 
 
 def _seg(text: str) -> str:
@@ -68,6 +76,10 @@ class _State:
     kv: KeyValue
     view: MemoryRegistry = field(default_factory=MemoryRegistry)
     keys: dict[str, ServiceRecord] = field(default_factory=dict)
+    #: the newest bucket revision mirrored per key (values and deletes), so a
+    #: read-through never replaces what the watch already delivered with older data
+    revisions: dict[str, int] = field(default_factory=dict)
+    error: str = ""  # why the last watch attempt failed, for "not synced" errors
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     resync: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -91,7 +103,7 @@ class _LazyWatcher(Watcher):
         if self._stopped:
             raise StopAsyncIteration
         if self._inner is None:
-            state = await self._registry._state_ready()
+            state = await self._registry._synced()
             self._inner = state.view.watch(self._service)
             if self._stopped:
                 self._inner.stop()
@@ -139,7 +151,22 @@ class NatsRegistry(AsyncClosing):
 
     # -- connection and mirror ---------------------------------------------------------
 
+    async def _synced(self) -> _State:
+        """The state, once the mirror holds a full snapshot of the bucket."""
+        state = await self._state_ready()
+        if not state.synced.is_set():
+            try:
+                await asyncio.wait_for(state.synced.wait(), timeout=SYNC_TIMEOUT)
+            except TimeoutError:
+                why = f": {state.error}" if state.error else ""
+                raise RegistryError(
+                    f"NATS registry at {self.address}: no snapshot of bucket "
+                    f"{self.bucket!r} within {SYNC_TIMEOUT:g} s{why}"
+                ) from None
+        return state
+
     async def _state_ready(self) -> _State:
+        """The state of the running loop, connected (the mirror may still be filling)."""
         if self._closed:
             raise RegistryClosed("registry is closed")
         loop = asyncio.get_running_loop()
@@ -151,9 +178,6 @@ class NatsRegistry(AsyncClosing):
                 if self._state is None or self._state.loop is not loop:
                     self._state = await self._open(loop)
             state = self._state
-        if not state.synced.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.synced.wait(), timeout=5.0)
         return state
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> _State:
@@ -205,6 +229,7 @@ class NatsRegistry(AsyncClosing):
                         if initial:
                             await self._replace(state, snapshot)
                             initial = False
+                            state.error = ""
                             state.synced.set()
                         continue
                     if initial:
@@ -214,7 +239,8 @@ class NatsRegistry(AsyncClosing):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.debug("NATS registry watch: %s", exc)
+                state.error = str(exc) or type(exc).__name__
+                log.debug("NATS registry watch: %s", state.error)
                 await asyncio.sleep(0.25)
             finally:
                 if watcher is not None:
@@ -234,6 +260,7 @@ class NatsRegistry(AsyncClosing):
     async def _apply(self, state: _State, entry: Any) -> bool:
         """Mirror one KV entry; False if it is a delete or an expired lease."""
         key: str = entry.key
+        state.revisions[key] = max(state.revisions.get(key, 0), entry.revision or 0)
         if entry.operation in ("DEL", "PURGE") or not entry.value:
             old = state.keys.pop(key, None)
             if old is not None:
@@ -254,6 +281,35 @@ class NatsRegistry(AsyncClosing):
         state.keys[key] = record
         await state.view.register(record, ttl=remaining)
         return True
+
+    async def _read_through(self, state: _State, name: str) -> None:
+        """Mirror the bucket's current keys of service ``name`` (newer ones only)."""
+        try:
+            watcher = await state.kv.watch(f"{_seg(name)}.>")
+        except Exception as exc:
+            raise self._failed(exc) from None
+        try:
+            deadline = time.monotonic() + SYNC_TIMEOUT
+            entries = []
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    entry = await watcher.updates(timeout=left)  # type: ignore[no-untyped-call]
+                except Exception as exc:
+                    raise self._failed(exc) from None
+                if entry is None:
+                    break
+                entries.append(entry)
+            else:
+                raise RegistryError(
+                    f"NATS registry at {self.address}: reading {name!r} took over "
+                    f"{SYNC_TIMEOUT:g} s"
+                )
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        for entry in entries:
+            if (entry.revision or 0) > state.revisions.get(entry.key, 0):
+                await self._apply(state, entry)
 
     def _failed(self, exc: Exception) -> RegistryError:
         return RegistryError(f"NATS registry at {self.address}: {exc or type(exc).__name__}")
@@ -280,12 +336,13 @@ class NatsRegistry(AsyncClosing):
             body = {"service": one.to_dict(), "expires": time.time() + lease}
             key = node_key(service.name, service.version, node.id)
             try:
-                await state.kv.put(key, json.dumps(body, separators=(",", ":")).encode())
+                revision = await state.kv.put(key, json.dumps(body, separators=(",", ":")).encode())
             except Exception as exc:
                 raise RegistryError(
                     f"NATS registry at {self.address}: {exc or 'timeout'}"
                 ) from None
             state.keys[key] = one
+            state.revisions[key] = max(state.revisions.get(key, 0), revision)
             await state.view.register(one, ttl=lease)
 
     async def deregister(self, service: ServiceRecord) -> None:
@@ -303,12 +360,16 @@ class NatsRegistry(AsyncClosing):
                 await state.view.deregister(old)
 
     async def get_service(self, name: str) -> list[ServiceRecord]:
-        state = await self._state_ready()
+        state = await self._synced()
         self._check_reachable()
+        try:
+            return await state.view.get_service(name)
+        except NotFound:
+            await self._read_through(state, name)
         return await state.view.get_service(name)
 
     async def list_services(self) -> list[ServiceRecord]:
-        state = await self._state_ready()
+        state = await self._synced()
         self._check_reachable()
         return await state.view.list_services()
 
