@@ -48,7 +48,12 @@ async def test_sigkill_under_load_calls_go_on_through_the_survivor(
         killed = time.monotonic()
         await asyncio.sleep(2.0)
         outcomes = await load.stop()
-    assert load.failures() == []
+    # A call whose reply had left a when it died, but not the call's status, fails as
+    # in any gRPC client: it is committed (a handled it), so it is not retried. That
+    # takes a kill between two writes; every other call must go on through b.
+    committed = [f for f in load.failures() if "before the call's status" in f.error]
+    assert [f for f in load.failures() if f not in committed] == []
+    assert len(committed) <= load.workers  # at most the calls a had in flight
     before = {o.node for o in outcomes if o.ended < killed}
     after = [o.node for o in outcomes if o.started > killed]
     assert before == {"a", "b"}

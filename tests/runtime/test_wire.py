@@ -86,7 +86,17 @@ async def test_garbage_in_a_client_stream_answers_invalid_argument() -> None:
 
 
 class _PlainServer:
-    """A non-micro grpclib server: junk replies and plain gRPC errors."""
+    """A non-micro grpclib server: junk replies, plain gRPC errors, a reply cut short."""
+
+    def __init__(self) -> None:
+        self.vanished = 0  # calls the Vanish handler got
+
+    async def vanish(self, stream: Stream[Any, Any]) -> None:
+        self.vanished += 1
+        await stream.recv_message()
+        await stream.send_message(bytes(EchoRequest(text="handled")))
+        # the reply is on its way; the connection goes before the call's status does
+        stream._stream._transport.close()  # type: ignore[attr-defined]
 
     async def junk(self, stream: Stream[Any, Any]) -> None:
         await stream.recv_message()
@@ -106,6 +116,7 @@ class _PlainServer:
             ECHO.path: Handler(self.junk, Cardinality.UNARY_UNARY, bytes, bytes),
             "/test.v1.Echo/Missing": Handler(self.denied, Cardinality.UNARY_UNARY, bytes, bytes),
             SILENT.path: Handler(self.silent, Cardinality.UNARY_STREAM, bytes, bytes),
+            VANISH.path: Handler(self.vanish, Cardinality.UNARY_UNARY, bytes, bytes),
         }
 
 
@@ -117,18 +128,51 @@ SILENT = micro.Method(
     response_type=EchoRequest,
     handler_attr="silent",
 )
+VANISH = micro.Method(
+    name="Echo.Vanish",
+    path="/test.v1.Echo/Vanish",
+    kind=micro.Kind.UNARY,
+    request_type=EchoRequest,
+    response_type=EchoRequest,
+    handler_attr="vanish",
+)
 
 
 @pytest.fixture
-async def plain_server() -> AsyncIterator[str]:
-    server = Server([_PlainServer()], codec=RawCodec())
+async def plain() -> AsyncIterator[tuple[_PlainServer, str]]:
+    handlers = _PlainServer()
+    server = Server([handlers], codec=RawCodec())
     await server.start("127.0.0.1", 0)
     port = server._server.sockets[0].getsockname()[1]
     try:
-        yield f"127.0.0.1:{port}"
+        yield handlers, f"127.0.0.1:{port}"
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+def plain_server(plain: tuple[_PlainServer, str]) -> str:
+    return plain[1]
+
+
+async def test_connection_lost_after_the_reply_fails_the_call_without_a_retry(
+    plain: tuple[_PlainServer, str],
+) -> None:
+    """As in gRPC: a call is committed once a response message arrived. Without its
+    status it fails (UNAVAILABLE), and it is not retried: the server handled it."""
+    handlers, address = plain
+    async with micro.Client(registry=micro.MemoryRegistry(), retries=2) as client:
+        with pytest.raises(micro.Error) as info:
+            await client.unary(VANISH, EchoRequest(text="x"), address=address)
+        assert info.value.grpc_status is Status.UNAVAILABLE
+        assert info.value.detail.startswith(
+            f"Echo.Vanish: connection to {address} lost after 1 response message(s), "
+            "before the call's status"
+        )
+        assert handlers.vanished == 1
+        with pytest.raises(micro.Error, match="invalid response"):  # a new connection
+            await EchoClient(address=address, client=client).echo(EchoRequest(text="x"))
 
 
 async def test_garbage_response_raises_an_error_on_the_client(plain_server: str) -> None:

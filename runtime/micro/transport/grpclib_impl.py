@@ -286,10 +286,17 @@ class _OutboundCall:
             if status_error is not None:
                 self._finished = True
                 return status_error
+            # After a response message the server has handled the request: the call is
+            # committed (never retried), and the message says so.
+            after = (
+                f" after {self._received} response message(s), before the call's status"
+                if self._received
+                else ""
+            )
             return Error(
                 CLIENT_ID,
                 503,
-                f"{self._method.name}: connection to {self._address} lost: {exc}",
+                f"{self._method.name}: connection to {self._address} lost{after}: {exc}",
                 grpc_status=Status.UNAVAILABLE,
             )
         if isinstance(exc, (OSError, h2.exceptions.StreamClosedError)):
