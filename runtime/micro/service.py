@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from micro import defaults
+from micro._tasks import stop_if_cancelled
 from micro.broker import Broker, BrokerError, Subscription
 from micro.events import Event, EventHandler
 from micro.health import HEALTH_SPEC, HealthHandler, ServingStatus
@@ -316,6 +317,7 @@ class Service:
 
     async def _beat(self, record: ServiceRecord) -> None:
         while True:
+            stop_if_cancelled()  # a cancel a registry call swallowed still stops the beat
             await asyncio.sleep(self._interval)
             try:
                 await self.registry.register(record, ttl=self._ttl)

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,6 +162,39 @@ async def test_broker_restart_loses_no_acknowledged_message(
     await broker.close()
     assert set(acked) <= received()
     assert len(acked) >= 100 and refused >= 1  # the outage was real
+
+
+async def test_a_durable_subscription_stops_even_when_nats_py_swallows_the_cancel(
+    broker: NatsBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the registry's mirror: its fetch loop must end on a cancel that nats-py's
+    asyncio.wait_for (Python 3.11) dropped because a batch came at the same moment."""
+    from nats.js.client import JetStreamContext
+
+    real = JetStreamContext.PullSubscription.fetch
+    swallowed = 0
+
+    async def fetch(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        nonlocal swallowed
+        try:
+            result: list[Any] = await real(self, *args, **kwargs)
+            return result
+        except asyncio.CancelledError:
+            swallowed += 1
+            return []
+
+    async def handler(delivery: micro.Delivery) -> None:
+        return None
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
+    subscription = await broker.subscribe(unique("t"), handler, queue="q", durable=True)
+    task: asyncio.Task[None] = subscription._task  # type: ignore[attr-defined]
+    await asyncio.sleep(0.2)  # the loop waits in fetch()
+    task.cancel()
+    await asyncio.wait({task}, timeout=5)
+    assert swallowed == 1
+    assert task.cancelled()
+    await subscription.unsubscribe()
 
 
 async def test_durable_subscription_needs_a_queue(broker: NatsBroker) -> None:

@@ -121,6 +121,36 @@ async def test_lookups_never_answer_from_an_unsynced_mirror(
         server.kill()
 
 
+async def test_the_mirror_stops_even_when_nats_py_swallows_the_cancel(
+    registry: NatsRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python 3.11's asyncio.wait_for, which nats-py waits with, drops a cancel that
+    arrives together with its result. The mirror's loop must stop anyway: asyncio.run
+    cancels it at exit and waits for it (a node once hung 30 s on SIGTERM so)."""
+    from nats.js.kv import KeyValue
+
+    real = KeyValue.KeyWatcher.updates
+    swallowed = 0
+
+    async def updates(self: KeyValue.KeyWatcher, timeout: float = 5.0) -> object:
+        nonlocal swallowed
+        try:
+            return await real(self, timeout)  # type: ignore[no-untyped-call]
+        except asyncio.CancelledError:
+            swallowed += 1
+            return None  # as wait_for does when the entry was there at the same moment
+
+    monkeypatch.setattr(KeyValue.KeyWatcher, "updates", updates)
+    await registry.list_services()  # synced: the loop waits in updates()
+    assert registry._state is not None and registry._state.task is not None
+    task = registry._state.task
+    await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.wait({task}, timeout=5)
+    assert swallowed == 1
+    assert task.cancelled()
+
+
 async def test_sigkilled_node_disappears_within_its_ttl(
     nats_url: str, registry: NatsRegistry, tmp_path: Path
 ) -> None:

@@ -38,6 +38,34 @@ async def static_registry(*addresses: str, name: str = "echo") -> MemoryRegistry
     return registry
 
 
+class _SwallowingRegistry(MemoryRegistry):
+    """A heartbeat's register() that drops a cancel, as nats-py's asyncio.wait_for does
+    on Python 3.11 when the put's ack arrives at the same moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = self.swallowed = 0
+        self.beating = asyncio.Event()
+
+    async def register(self, service: ServiceRecord, *, ttl: float | None = None) -> None:
+        self.calls += 1
+        await super().register(service, ttl=ttl)
+        if self.calls > 1:  # a heartbeat, not the first registration
+            self.beating.set()
+            try:
+                await asyncio.sleep(0.5)
+            except asyncio.CancelledError:
+                self.swallowed += 1
+
+
+async def test_stop_ends_a_heartbeat_whose_registry_swallowed_the_cancel() -> None:
+    registry = _SwallowingRegistry()
+    async with serving(registry=registry, register_interval=0.01) as svc:
+        await asyncio.wait_for(registry.beating.wait(), 5)
+        await asyncio.wait_for(svc.stop(grace=0), 5)  # hung forever before
+    assert registry.swallowed == 1
+
+
 async def test_registration_record_and_heartbeat() -> None:
     registry = MemoryRegistry()
     async with serving(

@@ -27,6 +27,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from micro._nats import LoopConnection, NatsUnavailable
+from micro._tasks import stop_if_cancelled
 from micro.broker import (
     BrokerError,
     Delivery,
@@ -125,6 +126,7 @@ class _DurableSubscription:
 
     async def _pull(self) -> None:
         while self._active:
+            stop_if_cancelled()
             try:
                 batch = await self._psub.fetch(batch=16, timeout=1.0)
             except asyncio.CancelledError:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from micro._aclosing import AsyncClosing
 from micro._nats import LoopConnection, NatsUnavailable
+from micro._tasks import stop_if_cancelled
 from micro.registry._types import (
     Event,
     NotFound,
@@ -209,6 +210,7 @@ class NatsRegistry(AsyncClosing):
     async def _follow(self, state: _State) -> None:
         """Mirror the bucket: a full snapshot, then changes; start over on resync."""
         while not state.stopped:  # (a flag too: nats-py's wait_for may swallow a cancel)
+            stop_if_cancelled()
             watcher = None
             try:
                 state.resync.clear()
@@ -219,6 +221,7 @@ class NatsRegistry(AsyncClosing):
                 while (
                     not state.stopped and not state.resync.is_set() and time.monotonic() < deadline
                 ):
+                    stop_if_cancelled()
                     try:
                         entry = await watcher.updates(timeout=0.5)  # type: ignore[no-untyped-call]
                     except Exception as exc:
@@ -292,6 +295,7 @@ class NatsRegistry(AsyncClosing):
             deadline = time.monotonic() + SYNC_TIMEOUT
             entries = []
             while (left := deadline - time.monotonic()) > 0:
+                stop_if_cancelled()
                 try:
                     entry = await watcher.updates(timeout=left)  # type: ignore[no-untyped-call]
                 except Exception as exc:
