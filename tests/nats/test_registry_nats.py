@@ -95,6 +95,31 @@ async def test_a_node_registered_elsewhere_a_moment_ago_is_found(
         await registry.get_service(name)
 
 
+async def test_lookup_misses_leave_no_consumers_on_the_server(nats_url: str) -> None:
+    """Each miss reads the bucket through a short-lived watch; the server must drop its
+    consumer soon after, not keep one per miss for nats-py's default five minutes."""
+    import nats
+
+    bucket = unique("bucket")
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        async with NatsRegistry(nats_url, bucket=bucket) as registry:
+            await registry.list_services()  # the mirror's own watch: one consumer
+            for _ in range(10):
+                with pytest.raises(NotFound):
+                    await registry.get_service("nowhere")
+
+            async def only_the_mirror_left() -> bool:
+                info = await js.stream_info(f"KV_{bucket}")
+                return info.state.consumer_count == 1
+
+            await wait_for(only_the_mirror_left, 10)
+        await js.delete_stream(f"KV_{bucket}")
+    finally:
+        await nc.close()
+
+
 async def test_lookups_never_answer_from_an_unsynced_mirror(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

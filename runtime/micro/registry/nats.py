@@ -59,6 +59,9 @@ DEFAULT_BUCKET = "micro_registry"
 DEFAULT_TTL = 15.0
 #: how long a lookup waits for the mirror's first snapshot, or for a read-through
 SYNC_TIMEOUT = 5.0
+#: the server drops a watch's consumer this long after nobody listens (nats-py's
+#: default, 5 min, would keep one per lookup miss and per resync)
+WATCH_IDLE = 2.0
 
 
 def _seg(text: str) -> str:
@@ -214,7 +217,7 @@ class NatsRegistry(AsyncClosing):
             watcher = None
             try:
                 state.resync.clear()
-                watcher = await state.kv.watchall()
+                watcher = await state.kv.watchall(inactive_threshold=WATCH_IDLE)
                 snapshot: dict[str, Any] = {}
                 initial = True
                 deadline = time.monotonic() + self.resync_interval
@@ -288,7 +291,7 @@ class NatsRegistry(AsyncClosing):
     async def _read_through(self, state: _State, name: str) -> None:
         """Mirror the bucket's current keys of service ``name`` (newer ones only)."""
         try:
-            watcher = await state.kv.watch(f"{_seg(name)}.>")
+            watcher = await state.kv.watch(f"{_seg(name)}.>", inactive_threshold=WATCH_IDLE)
         except Exception as exc:
             raise self._failed(exc) from None
         try:
