@@ -32,7 +32,7 @@ from .catalog import Catalog
 from .errors import HttpError, from_micro
 from .headers import TIMEOUT_HEADER, HeaderPolicy
 from .routes import Match, Route, RouteTable
-from .streaming import StreamFormat
+from .streaming import DuplexResponse, StreamFormat, feed, ndjson_lines
 from .transcode import build_request, parse_body, reply_json
 
 __all__ = ["Gateway", "GatewayConfig", "build_app"]
@@ -127,7 +127,7 @@ class Gateway:
 
     # -- requests ----------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response | DuplexResponse:
         try:
             return await self._handle(request)
         except HttpError as exc:
@@ -173,22 +173,34 @@ class Gateway:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request) -> Response | DuplexResponse:
         match = self._route(request)
         route = match.route
         policy = self.config.headers
         timeout = policy.timeout(request.headers.get(TIMEOUT_HEADER))
         metadata = policy.metadata(request.headers.items())
-        if route.kind not in (micro.Kind.UNARY.value, micro.Kind.SERVER_STREAM.value):
-            raise HttpError(
-                501, f"{route.endpoint} is a {route.kind} endpoint: not callable over HTTP"
-            )
-        body: Any = None
-        if route.body:
-            body = parse_body(await self._read_body(request))
         method = await self.catalog.method(
             route.service, route.grpc_path, self._signatures.get(route.service, ())
         )
+        kind = method.method.kind
+        if kind.client_streaming:
+            if not route.body:
+                raise HttpError(
+                    501,
+                    f"{route.endpoint} streams its requests, but the rule {route.label} "
+                    "has no body to read them from",
+                )
+            requests = self._requests(request, match, method)
+            if kind.server_streaming:
+                accept = request.headers.get("accept", "")
+                return await self._bidi(request, route, method, requests, timeout, metadata, accept)
+            reply = await self.client.client_stream(
+                method.method, requests, service=route.service, timeout=timeout, metadata=metadata
+            )
+            return JSONResponse(reply_json(method, reply, route.response_body))
+        body: Any = None
+        if route.body:
+            body = parse_body(await self._read_body(request))
         message = build_request(
             method,
             body_rule=route.body,
@@ -203,6 +215,65 @@ class Gateway:
             method.method, message, service=route.service, timeout=timeout, metadata=metadata
         )
         return JSONResponse(reply_json(method, reply, route.response_body))
+
+    async def _requests(
+        self, request: Request, match: Match, method: DynamicMethod
+    ) -> AsyncIterator[Message]:
+        """The request messages of a streaming body, one per NDJSON line, each filled as
+        a unary request would be (the rule's body, then query and path variables)."""
+        query = request.query_params.multi_items()
+        async for number, line in ndjson_lines(request.stream(), self.config.max_body):
+            try:
+                yield build_request(
+                    method,
+                    body_rule=match.route.body,
+                    body=parse_body(line),
+                    variables=match.variables,
+                    query=query,
+                )
+            except HttpError as exc:
+                raise HttpError(exc.code, f"line {number} of the body: {exc.detail}") from None
+
+    async def _bidi(
+        self,
+        request: Request,
+        route: Route,
+        method: DynamicMethod,
+        requests: AsyncIterator[Message],
+        timeout: float,
+        metadata: list[tuple[str, str]],
+        accept: str,
+    ) -> Response | DuplexResponse:
+        stream = self.client.bidi_stream(
+            method.method, service=route.service, timeout=timeout, metadata=metadata
+        )
+        feeder: asyncio.Task[None] | None = None
+        try:
+            await stream.__aenter__()  # no node, unreachable: a status, as for unary
+            feeder = asyncio.create_task(feed(stream, requests, request.receive))
+            # Until the first answer, a failure is still an HTTP status: the service's
+            # error, a bad request line, or the client leaving.
+            first = asyncio.ensure_future(stream.recv())
+            await asyncio.wait({first, feeder}, return_when=asyncio.FIRST_COMPLETED)
+            if feeder.done() and feeder.exception() is not None:
+                first.cancel()
+                feeder.result()
+            if not first.done():
+                first.cancel()
+                raise ClientDisconnect()
+            reply = first.result()
+        except BaseException:
+            if feeder is not None:
+                feeder.cancel()
+            await stream.aclose()
+            raise
+        return DuplexResponse(
+            stream,
+            reply,
+            feeder,
+            StreamFormat.negotiate(accept),
+            lambda message: reply_json(method, message, route.response_body),
+        )
 
     async def _stream(
         self,

@@ -116,6 +116,24 @@ class Library(LibraryHandler):
     async def echo(self, request: Everything, context: micro.Context) -> Everything:
         return request
 
+    async def upload(self, requests: AsyncIterator[Book], context: micro.Context) -> Book:
+        titles = [b.title async for b in requests]
+        if "locked" in titles:
+            raise micro.errors.conflict("library", "the shelf is locked")
+        return Book(name=f"uploads/{len(titles)}", title=", ".join(titles))
+
+    async def shelve(
+        self, requests: AsyncIterator[Book], context: micro.Context
+    ) -> AsyncIterator[Book]:
+        # one answer per request, as each arrives; "locked" first fails the call before any
+        # answer, "boom" fails it midway
+        async for request in requests:
+            if request.title == "boom":
+                raise micro.errors.conflict("library", "the shelf fell over")
+            if request.title == "locked":
+                raise micro.errors.Error("library", 423, "the shelf is locked")
+            yield Book(name=f"shelved/{request.title}", title=request.title, tags=request.tags)
+
 
 def build_service(name: str, node: str) -> micro.Service:
     service = micro.Service(name, metadata={"node": node})

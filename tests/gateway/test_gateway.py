@@ -100,7 +100,10 @@ def test_micro_api_routes_prints_the_table(procs: Procs) -> None:
     assert rows[("POST", "/v1/statuses:raise", "statuses", "Statuses.Raise")] == (
         "google.api.http body=*"
     )
-    assert len(rows) == 16
+    assert rows[("POST", "/v1/books:shelve", "library", "Library.Shelve")] == (
+        "google.api.http body=*"
+    )
+    assert len(rows) == 17
 
     data = json.loads(
         subprocess.run(
@@ -259,11 +262,6 @@ def test_default_route_and_the_proto3_json_mapping(http: httpx.Client) -> None:
     expected |= {"numbers": ["1", "2"], "snakeCaseName": "proto names are accepted"}
     assert ok(http.post("/library/Library/Echo", json=sent)) == expected
     assert ok(http.post("/library/Library/Echo"))["big"] == "0"  # empty body: empty message
-
-
-def test_client_streaming_endpoint_is_501(http: httpx.Client) -> None:
-    body = error(http.post("/library/Library/Upload", json={}), 501)
-    assert body["detail"] == "Library.Upload is a client_stream endpoint: not callable over HTTP"
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -482,6 +480,143 @@ def test_error_before_the_first_message_is_a_status(http: httpx.Client) -> None:
             "/v1/shelves/1:watch", params={"fail_after": -1}, headers={"Accept": accept}
         )
         assert error(response, 409)["detail"] == "the shelf is locked"
+
+
+# -- client and bidi streaming: NDJSON request bodies ---------------------------------
+
+
+def ndjson(*items: object) -> bytes:
+    return b"".join(json.dumps(item).encode() + b"\n" for item in items)
+
+
+def test_client_stream_takes_one_request_per_line(http: httpx.Client) -> None:
+    body = b'{"title": "a"}\n\n  \r\n{"title": "b"}'  # blank lines skipped; no last newline
+    reply = ok(http.post("/library/Library/Upload", content=body))
+    assert (reply["name"], reply["title"]) == ("uploads/2", "a, b")
+    assert ok(http.post("/library/Library/Upload", content=b""))["name"] == "uploads/0"
+
+
+def test_client_stream_errors(http: httpx.Client) -> None:
+    bad = error(http.post("/library/Library/Upload", content=b'{"title": "a"}\n{"title": \n'), 400)
+    assert bad["detail"].startswith("line 2 of the body: malformed JSON body: ")
+    unknown = error(http.post("/library/Library/Upload", content=ndjson({"pages": 1})), 400)
+    assert unknown["detail"].startswith("line 1 of the body: ")
+    assert "pages" in unknown["detail"]
+    long_line = ndjson({"title": "a"}, {"title": "x" * MAX_BODY})
+    too_long = error(http.post("/library/Library/Upload", content=long_line), 413)
+    assert too_long["detail"] == f"line 2 of the body exceeds the limit of {MAX_BODY} bytes"
+    locked = error(http.post("/library/Library/Upload", content=ndjson({"title": "locked"})), 409)
+    assert locked["detail"] == "the shelf is locked"
+
+
+def test_bidi_stream_as_ndjson_and_sse(http: httpx.Client) -> None:
+    body = ndjson({"title": "a", "tags": ["x"]}, {"title": "b"})
+    response = http.post("/v1/books:shelve", content=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-ndjson"
+    answers = [json.loads(line) for line in response.text.splitlines()]
+    assert [(a["name"], a["title"], a["tags"]) for a in answers] == [
+        ("shelved/a", "a", ["x"]),
+        ("shelved/b", "b", []),
+    ]
+    sse = http.post("/v1/books:shelve", content=body, headers={"Accept": "text/event-stream"})
+    events = [e for e in sse.text.split("\n\n") if e]
+    assert [json.loads(e.removeprefix("data: "))["name"] for e in events] == [
+        "shelved/a",
+        "shelved/b",
+    ]
+    assert http.post("/v1/books:shelve", content=b"").text == ""  # no requests, no answers
+
+
+def test_bidi_stream_errors(http: httpx.Client) -> None:
+    # before the first answer: an HTTP status; after it: a last error line
+    assert error(http.post("/v1/books:shelve", content=ndjson({"title": "locked"})), 423) == {
+        "id": "library",
+        "code": 423,
+        "detail": "the shelf is locked",
+        "status": "Locked",
+    }
+    midway = http.post("/v1/books:shelve", content=ndjson({"title": "a"}, {"title": "boom"}))
+    assert midway.status_code == 200
+    first, last = [json.loads(line) for line in midway.text.splitlines()]
+    assert first["name"] == "shelved/a"
+    assert last == {
+        "error": {
+            "id": "library",
+            "code": 409,
+            "detail": "the shelf fell over",
+            "status": "Conflict",
+        }
+    }
+    bad_first = error(http.post("/v1/books:shelve", content=b"[1]\n"), 400)
+    assert bad_first["detail"].startswith("line 1 of the body: ")
+
+
+class Chunked:
+    """A raw HTTP/1.1 request with a chunked body, sent a piece at a time while the
+    response is read: what httpx (which sends the whole body first) cannot do."""
+
+    def __init__(self, url: str, path: str) -> None:
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Type: application/x-ndjson\r\n\r\n".encode()
+        )
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+    def end(self) -> None:
+        self.sock.sendall(b"0\r\n\r\n")
+
+    def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError(f"connection closed; got {self.buffer!r}")
+            self.buffer += data
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def read_line(self) -> Any:
+        """The next NDJSON line of the (chunked) response body."""
+        self.read_until(b"\r\n")  # the chunk size
+        line = self.read_until(b"\n")
+        self.read_until(b"\r\n")  # the chunk's end
+        return json.loads(line)
+
+
+def test_bidi_stream_answers_each_line_before_the_body_ends(gateway: Gateway) -> None:
+    call = Chunked(gateway.url, "/v1/books:shelve")
+    try:
+        call.send(ndjson({"title": "one"}))
+        head = call.read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert call.read_line()["name"] == "shelved/one"
+        call.send(ndjson({"title": "two"}))
+        assert call.read_line()["name"] == "shelved/two"
+        call.send(b"not json\n")  # a bad line mid-conversation ends it with an error line
+        error_line = call.read_line()
+        assert error_line["error"]["code"] == 400
+        assert error_line["error"]["detail"].startswith("line 3 of the body: malformed JSON")
+        assert call.read_until(b"0\r\n\r\n") == b""  # and the response ends
+    finally:
+        call.sock.close()
+
+
+def test_a_client_leaving_mid_conversation_ends_the_call(
+    gateway: Gateway, http: httpx.Client
+) -> None:
+    for _ in range(3):  # each abandoned call is cleaned up; the gateway keeps serving
+        call = Chunked(gateway.url, "/v1/books:shelve")
+        call.send(ndjson({"title": "one"}))
+        call.read_until(b"\r\n\r\n")
+        assert call.read_line()["name"] == "shelved/one"
+        call.sock.close()  # gone mid-body, the call still open
+    response = http.post("/v1/books:shelve", content=ndjson({"title": "after"}))
+    assert json.loads(response.text)["name"] == "shelved/after"
 
 
 # -- the registry: services come and go; shutdown ------------------------------------

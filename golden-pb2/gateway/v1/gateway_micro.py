@@ -19,6 +19,7 @@ __all__ = (
     "LIBRARY_INSPECT",
     "LIBRARY_LIST_BOOKS",
     "LIBRARY_PUT_BOOK",
+    "LIBRARY_SHELVE",
     "LIBRARY_SPEC",
     "LIBRARY_UPDATE_BOOK",
     "LIBRARY_UPLOAD",
@@ -40,7 +41,7 @@ __all__ = (
 _FILES = (
     _micro.ProtoFile(
         name="gateway/v1/gateway.proto",
-        descriptor=b'\n\x18gateway/v1/gateway.proto\x12\ngateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto"[\n\x06Author\x12!\n\x0cdisplay_name\x18\x01 \x01(\tR\x0bdisplayName\x12.\n\x04born\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04born"\xb8\x01\n\x04Book\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12*\n\x06author\x18\x03 \x01(\x0b2\x12.gateway.v1.AuthorR\x06author\x12\x1d\n\npage_count\x18\x04 \x01(\x03R\tpageCount\x12\'\n\x05genre\x18\x05 \x01(\x0e2\x11.gateway.v1.GenreR\x05genre\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags"$\n\x0eGetBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name"X\n\nListFilter\x12\'\n\x05genre\x18\x01 \x01(\x0e2\x11.gateway.v1.GenreR\x05genre\x12!\n\x0ctitle_prefix\x18\x02 \x01(\tR\x0btitlePrefix"\x94\x02\n\x10ListBooksRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12.\n\x06filter\x18\x04 \x01(\x0b2\x16.gateway.v1.ListFilterR\x06filter\x12%\n\x0einclude_drafts\x18\x05 \x01(\x08R\rincludeDrafts\x12C\n\x0fpublished_after\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0epublishedAfter\x12\x1b\n\tmin_pages\x18\x07 \x01(\x03R\x08minPages"s\n\x11ListBooksResponse\x12&\n\x05books\x18\x01 \x03(\x0b2\x10.gateway.v1.BookR\x05books\x126\n\x07request\x18\x02 \x01(\x0b2\x1c.gateway.v1.ListBooksRequestR\x07request"p\n\x11CreateBookRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12$\n\x04book\x18\x02 \x01(\x0b2\x10.gateway.v1.BookR\x04book\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId"v\n\x11UpdateBookRequest\x12$\n\x04book\x18\x01 \x01(\x0b2\x10.gateway.v1.BookR\x04book\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask"=\n\x11DeleteBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05force\x18\x02 \x01(\x08R\x05force".\n\x12DeleteBookResponse\x12\x18\n\x07deleted\x18\x01 \x01(\tR\x07deleted"r\n\x11BorrowBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06reader\x18\x02 \x01(\tR\x06reader\x121\n\x06period\x18\x03 \x01(\x0b2\x19.google.protobuf.DurationR\x06period"`\n\x11WatchShelfRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05count\x18\x02 \x01(\x05R\x05count\x12\x1d\n\nfail_after\x18\x03 \x01(\x05R\tfailAfter"m\n\x0eInspectRequest\x12\x1d\n\nerror_code\x18\x01 \x01(\x05R\terrorCode\x12!\n\x0cerror_detail\x18\x02 \x01(\tR\x0berrorDetail\x12\x19\n\x08sleep_ms\x18\x03 \x01(\x05R\x07sleepMs"\xb6\x01\n\x0cInspectReply\x12B\n\x08metadata\x18\x01 \x03(\x0b2&.gateway.v1.InspectReply.MetadataEntryR\x08metadata\x12%\n\x0etime_remaining\x18\x02 \x01(\x01R\rtimeRemaining\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\x99\x05\n\nEverything\x12\x10\n\x03big\x18\x01 \x01(\x03R\x03big\x12!\n\x0cunsigned_big\x18\x02 \x01(\x04R\x0bunsignedBig\x12\x14\n\x05small\x18\x03 \x01(\x05R\x05small\x12\x14\n\x05ratio\x18\x04 \x01(\x01R\x05ratio\x12\x12\n\x04flag\x18\x05 \x01(\x08R\x04flag\x12\x12\n\x04blob\x18\x06 \x01(\x0cR\x04blob\x12\'\n\x05genre\x18\x07 \x01(\x0e2\x11.gateway.v1.GenreR\x05genre\x12\x18\n\x07numbers\x18\x08 \x03(\x03R\x07numbers\x12:\n\x06counts\x18\t \x03(\x0b2".gateway.v1.Everything.CountsEntryR\x06counts\x12.\n\x04when\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\x04when\x124\n\x08how_long\x18\x0b \x01(\x0b2\x19.google.protobuf.DurationR\x07howLong\x121\n\x05maybe\x18\x0c \x01(\x0b2\x1b.google.protobuf.Int64ValueR\x05maybe\x129\n\nmaybe_flag\x18\r \x01(\x0b2\x1a.google.protobuf.BoolValueR\tmaybeFlag\x12\x14\n\x04text\x18\x0e \x01(\tH\x00R\x04text\x12,\n\x06author\x18\x0f \x01(\x0b2\x12.gateway.v1.AuthorH\x00R\x06author\x12&\n\x0fsnake_case_name\x18\x10 \x01(\tR\rsnakeCaseName\x1a9\n\x0bCountsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x08\n\x06choice"<\n\x0cRaiseRequest\x12\x12\n\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message"\x0c\n\nRaiseReply*D\n\x05Genre\x12\x15\n\x11GENRE_UNSPECIFIED\x10\x00\x12\x11\n\rGENRE_FICTION\x10\x01\x12\x11\n\rGENRE_HISTORY\x10\x022\xf9\n\n\x07Library\x12v\n\x07GetBook\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"=\x82\xd3\xe4\x93\x027\x12\x1c/v1/{name=shelves/*/books/*}Z\x17\x12\x15/v1/archive/{name=**}\x12n\n\tListBooks\x12\x1c.gateway.v1.ListBooksRequest\x1a\x1d.gateway.v1.ListBooksResponse"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{parent=shelves/*}/books\x12i\n\nCreateBook\x12\x1d.gateway.v1.CreateBookRequest\x1a\x10.gateway.v1.Book"*\x82\xd3\xe4\x93\x02$"\x1c/v1/{parent=shelves/*}/books:\x04book\x12n\n\nUpdateBook\x12\x1d.gateway.v1.UpdateBookRequest\x1a\x10.gateway.v1.Book"/\x82\xd3\xe4\x93\x02)2!/v1/{book.name=shelves/*/books/*}:\x04book\x12V\n\x07PutBook\x12\x10.gateway.v1.Book\x1a\x10.gateway.v1.Book"\'\x82\xd3\xe4\x93\x02!\x1a\x1c/v1/{name=shelves/*/books/*}:\x01*\x12q\n\nDeleteBook\x12\x1d.gateway.v1.DeleteBookRequest\x1a\x1e.gateway.v1.DeleteBookResponse"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/{name=shelves/*/books/*}\x12k\n\x08GetTitle\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"1\x82\xd3\xe4\x93\x02+\x12"/v1/{name=shelves/*/books/*}/titleb\x05title\x12n\n\tGetAuthor\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"3\x82\xd3\xe4\x93\x02-\x12#/v1/{name=shelves/*/books/*}/authorb\x06author\x12l\n\x0bArchiveBook\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"/\x82\xd3\xe4\x93\x02)B\'\n\x07ARCHIVE\x12\x1c/v1/{name=shelves/*/books/*}\x12m\n\nBorrowBook\x12\x1d.gateway.v1.BorrowBookRequest\x1a\x10.gateway.v1.Book".\x82\xd3\xe4\x93\x02("#/v1/{name=shelves/*/books/*}:borrow:\x01*\x12e\n\nWatchShelf\x12\x1d.gateway.v1.WatchShelfRequest\x1a\x10.gateway.v1.Book"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{parent=shelves/*}:watch0\x01\x12W\n\x07Inspect\x12\x1a.gateway.v1.InspectRequest\x1a\x18.gateway.v1.InspectReply"\x16\x82\xd3\xe4\x93\x02\x10"\x0b/v1/inspect:\x01*\x126\n\x04Echo\x12\x16.gateway.v1.Everything\x1a\x16.gateway.v1.Everything\x12.\n\x06Upload\x12\x10.gateway.v1.Book\x1a\x10.gateway.v1.Book(\x012d\n\x08Statuses\x12X\n\x05Raise\x12\x18.gateway.v1.RaiseRequest\x1a\x16.gateway.v1.RaiseReply"\x1d\x82\xd3\xe4\x93\x02\x17"\x12/v1/statuses:raise:\x01*b\x06proto3',
+        descriptor=b'\n\x18gateway/v1/gateway.proto\x12\ngateway.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/protobuf/wrappers.proto"[\n\x06Author\x12!\n\x0cdisplay_name\x18\x01 \x01(\tR\x0bdisplayName\x12.\n\x04born\x18\x02 \x01(\x0b2\x1a.google.protobuf.TimestampR\x04born"\xb8\x01\n\x04Book\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12*\n\x06author\x18\x03 \x01(\x0b2\x12.gateway.v1.AuthorR\x06author\x12\x1d\n\npage_count\x18\x04 \x01(\x03R\tpageCount\x12\'\n\x05genre\x18\x05 \x01(\x0e2\x11.gateway.v1.GenreR\x05genre\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags"$\n\x0eGetBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name"X\n\nListFilter\x12\'\n\x05genre\x18\x01 \x01(\x0e2\x11.gateway.v1.GenreR\x05genre\x12!\n\x0ctitle_prefix\x18\x02 \x01(\tR\x0btitlePrefix"\x94\x02\n\x10ListBooksRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x12\n\x04tags\x18\x03 \x03(\tR\x04tags\x12.\n\x06filter\x18\x04 \x01(\x0b2\x16.gateway.v1.ListFilterR\x06filter\x12%\n\x0einclude_drafts\x18\x05 \x01(\x08R\rincludeDrafts\x12C\n\x0fpublished_after\x18\x06 \x01(\x0b2\x1a.google.protobuf.TimestampR\x0epublishedAfter\x12\x1b\n\tmin_pages\x18\x07 \x01(\x03R\x08minPages"s\n\x11ListBooksResponse\x12&\n\x05books\x18\x01 \x03(\x0b2\x10.gateway.v1.BookR\x05books\x126\n\x07request\x18\x02 \x01(\x0b2\x1c.gateway.v1.ListBooksRequestR\x07request"p\n\x11CreateBookRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12$\n\x04book\x18\x02 \x01(\x0b2\x10.gateway.v1.BookR\x04book\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId"v\n\x11UpdateBookRequest\x12$\n\x04book\x18\x01 \x01(\x0b2\x10.gateway.v1.BookR\x04book\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask"=\n\x11DeleteBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n\x05force\x18\x02 \x01(\x08R\x05force".\n\x12DeleteBookResponse\x12\x18\n\x07deleted\x18\x01 \x01(\tR\x07deleted"r\n\x11BorrowBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06reader\x18\x02 \x01(\tR\x06reader\x121\n\x06period\x18\x03 \x01(\x0b2\x19.google.protobuf.DurationR\x06period"`\n\x11WatchShelfRequest\x12\x16\n\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n\x05count\x18\x02 \x01(\x05R\x05count\x12\x1d\n\nfail_after\x18\x03 \x01(\x05R\tfailAfter"m\n\x0eInspectRequest\x12\x1d\n\nerror_code\x18\x01 \x01(\x05R\terrorCode\x12!\n\x0cerror_detail\x18\x02 \x01(\tR\x0berrorDetail\x12\x19\n\x08sleep_ms\x18\x03 \x01(\x05R\x07sleepMs"\xb6\x01\n\x0cInspectReply\x12B\n\x08metadata\x18\x01 \x03(\x0b2&.gateway.v1.InspectReply.MetadataEntryR\x08metadata\x12%\n\x0etime_remaining\x18\x02 \x01(\x01R\rtimeRemaining\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"\x99\x05\n\nEverything\x12\x10\n\x03big\x18\x01 \x01(\x03R\x03big\x12!\n\x0cunsigned_big\x18\x02 \x01(\x04R\x0bunsignedBig\x12\x14\n\x05small\x18\x03 \x01(\x05R\x05small\x12\x14\n\x05ratio\x18\x04 \x01(\x01R\x05ratio\x12\x12\n\x04flag\x18\x05 \x01(\x08R\x04flag\x12\x12\n\x04blob\x18\x06 \x01(\x0cR\x04blob\x12\'\n\x05genre\x18\x07 \x01(\x0e2\x11.gateway.v1.GenreR\x05genre\x12\x18\n\x07numbers\x18\x08 \x03(\x03R\x07numbers\x12:\n\x06counts\x18\t \x03(\x0b2".gateway.v1.Everything.CountsEntryR\x06counts\x12.\n\x04when\x18\n \x01(\x0b2\x1a.google.protobuf.TimestampR\x04when\x124\n\x08how_long\x18\x0b \x01(\x0b2\x19.google.protobuf.DurationR\x07howLong\x121\n\x05maybe\x18\x0c \x01(\x0b2\x1b.google.protobuf.Int64ValueR\x05maybe\x129\n\nmaybe_flag\x18\r \x01(\x0b2\x1a.google.protobuf.BoolValueR\tmaybeFlag\x12\x14\n\x04text\x18\x0e \x01(\tH\x00R\x04text\x12,\n\x06author\x18\x0f \x01(\x0b2\x12.gateway.v1.AuthorH\x00R\x06author\x12&\n\x0fsnake_case_name\x18\x10 \x01(\tR\rsnakeCaseName\x1a9\n\x0bCountsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x08\n\x06choice"<\n\x0cRaiseRequest\x12\x12\n\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message"\x0c\n\nRaiseReply*D\n\x05Genre\x12\x15\n\x11GENRE_UNSPECIFIED\x10\x00\x12\x11\n\rGENRE_FICTION\x10\x01\x12\x11\n\rGENRE_HISTORY\x10\x022\xc8\x0b\n\x07Library\x12v\n\x07GetBook\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"=\x82\xd3\xe4\x93\x027\x12\x1c/v1/{name=shelves/*/books/*}Z\x17\x12\x15/v1/archive/{name=**}\x12n\n\tListBooks\x12\x1c.gateway.v1.ListBooksRequest\x1a\x1d.gateway.v1.ListBooksResponse"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{parent=shelves/*}/books\x12i\n\nCreateBook\x12\x1d.gateway.v1.CreateBookRequest\x1a\x10.gateway.v1.Book"*\x82\xd3\xe4\x93\x02$"\x1c/v1/{parent=shelves/*}/books:\x04book\x12n\n\nUpdateBook\x12\x1d.gateway.v1.UpdateBookRequest\x1a\x10.gateway.v1.Book"/\x82\xd3\xe4\x93\x02)2!/v1/{book.name=shelves/*/books/*}:\x04book\x12V\n\x07PutBook\x12\x10.gateway.v1.Book\x1a\x10.gateway.v1.Book"\'\x82\xd3\xe4\x93\x02!\x1a\x1c/v1/{name=shelves/*/books/*}:\x01*\x12q\n\nDeleteBook\x12\x1d.gateway.v1.DeleteBookRequest\x1a\x1e.gateway.v1.DeleteBookResponse"$\x82\xd3\xe4\x93\x02\x1e*\x1c/v1/{name=shelves/*/books/*}\x12k\n\x08GetTitle\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"1\x82\xd3\xe4\x93\x02+\x12"/v1/{name=shelves/*/books/*}/titleb\x05title\x12n\n\tGetAuthor\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"3\x82\xd3\xe4\x93\x02-\x12#/v1/{name=shelves/*/books/*}/authorb\x06author\x12l\n\x0bArchiveBook\x12\x1a.gateway.v1.GetBookRequest\x1a\x10.gateway.v1.Book"/\x82\xd3\xe4\x93\x02)B\'\n\x07ARCHIVE\x12\x1c/v1/{name=shelves/*/books/*}\x12m\n\nBorrowBook\x12\x1d.gateway.v1.BorrowBookRequest\x1a\x10.gateway.v1.Book".\x82\xd3\xe4\x93\x02("#/v1/{name=shelves/*/books/*}:borrow:\x01*\x12e\n\nWatchShelf\x12\x1d.gateway.v1.WatchShelfRequest\x1a\x10.gateway.v1.Book"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{parent=shelves/*}:watch0\x01\x12W\n\x07Inspect\x12\x1a.gateway.v1.InspectRequest\x1a\x18.gateway.v1.InspectReply"\x16\x82\xd3\xe4\x93\x02\x10"\x0b/v1/inspect:\x01*\x126\n\x04Echo\x12\x16.gateway.v1.Everything\x1a\x16.gateway.v1.Everything\x12.\n\x06Upload\x12\x10.gateway.v1.Book\x1a\x10.gateway.v1.Book(\x01\x12M\n\x06Shelve\x12\x10.gateway.v1.Book\x1a\x10.gateway.v1.Book"\x1b\x82\xd3\xe4\x93\x02\x15"\x10/v1/books:shelve:\x01*(\x010\x012d\n\x08Statuses\x12X\n\x05Raise\x12\x18.gateway.v1.RaiseRequest\x1a\x16.gateway.v1.RaiseReply"\x1d\x82\xd3\xe4\x93\x02\x17"\x12/v1/statuses:raise:\x01*b\x06proto3',
         dependencies=(
             "google/api/annotations.proto",
             "google/protobuf/duration.proto",
@@ -84,6 +85,7 @@ _FILES = (
             "gateway.v1.Library.Inspect",
             "gateway.v1.Library.Echo",
             "gateway.v1.Library.Upload",
+            "gateway.v1.Library.Shelve",
             "gateway.v1.Statuses",
             "gateway.v1.Statuses.Raise",
         ),
@@ -486,7 +488,28 @@ LIBRARY_UPLOAD = _micro.Method(
     handler_attr="upload",
     http_rules=(),
     deprecated=False,
-    doc="Client streaming has no HTTP mapping.",
+    doc="Client streaming, on the default route: the body is newline-delimited JSON, one\nrequest message a line; the answer is one JSON message.",
+    request_name="gateway.v1.Book",
+    response_name="gateway.v1.Book",
+)
+LIBRARY_SHELVE = _micro.Method(
+    name="Library.Shelve",
+    path="/gateway.v1.Library/Shelve",
+    kind=_micro.Kind.BIDI_STREAM,
+    request_type=gateway_pb2.Book,
+    response_type=gateway_pb2.Book,
+    handler_attr="shelve",
+    http_rules=(
+        _micro.HttpRule(
+            method="POST",
+            path="/v1/books:shelve",
+            body="*",
+            response_body="",
+            custom=False,
+        ),
+    ),
+    deprecated=False,
+    doc="Bidi streaming: NDJSON requests in, NDJSON (or SSE) responses out, both at once.",
     request_name="gateway.v1.Book",
     response_name="gateway.v1.Book",
 )
@@ -507,6 +530,7 @@ LIBRARY_SPEC = _micro.ServiceSpec(
         LIBRARY_INSPECT,
         LIBRARY_ECHO,
         LIBRARY_UPLOAD,
+        LIBRARY_SHELVE,
     ),
     deprecated=False,
     doc="A library behind the `micro api` gateway: every google.api.http rule kind, path\ntemplates with nested fields and wildcards, query parameters and the proto3 JSON mapping.",
@@ -695,10 +719,18 @@ class LibraryClient(_micro.Stub):
         timeout: float | None = None,
         metadata: _micro.Metadata | None = None,
     ) -> gateway_pb2.Book:
-        """Client streaming has no HTTP mapping."""
+        """Client streaming, on the default route: the body is newline-delimited JSON, one
+        request message a line; the answer is one JSON message.
+        """
         return await self._client_stream(
             LIBRARY_UPLOAD, requests, timeout=timeout, metadata=metadata
         )
+
+    def shelve(
+        self, *, timeout: float | None = None, metadata: _micro.Metadata | None = None
+    ) -> _micro.BidiStream[gateway_pb2.Book, gateway_pb2.Book]:
+        """Bidi streaming: NDJSON requests in, NDJSON (or SSE) responses out, both at once."""
+        return self._bidi_stream(LIBRARY_SHELVE, timeout=timeout, metadata=metadata)
 
 
 class LibrarySyncClient(_micro.SyncStub):
@@ -880,10 +912,18 @@ class LibrarySyncClient(_micro.SyncStub):
         timeout: float | None = None,
         metadata: _micro.Metadata | None = None,
     ) -> gateway_pb2.Book:
-        """Client streaming has no HTTP mapping."""
+        """Client streaming, on the default route: the body is newline-delimited JSON, one
+        request message a line; the answer is one JSON message.
+        """
         return self._client_stream(
             LIBRARY_UPLOAD, requests, timeout=timeout, metadata=metadata
         )
+
+    def shelve(
+        self, *, timeout: float | None = None, metadata: _micro.Metadata | None = None
+    ) -> _micro.SyncBidiStream[gateway_pb2.Book, gateway_pb2.Book]:
+        """Bidi streaming: NDJSON requests in, NDJSON (or SSE) responses out, both at once."""
+        return self._bidi_stream(LIBRARY_SHELVE, timeout=timeout, metadata=metadata)
 
 
 class LibraryHandler(_micro.Handler):
@@ -973,8 +1013,16 @@ class LibraryHandler(_micro.Handler):
     async def upload(
         self, requests: _t.AsyncIterator[gateway_pb2.Book], context: _micro.Context
     ) -> gateway_pb2.Book:
-        """Client streaming has no HTTP mapping."""
+        """Client streaming, on the default route: the body is newline-delimited JSON, one
+        request message a line; the answer is one JSON message.
+        """
         raise _micro.errors.unimplemented(LIBRARY_UPLOAD)
+
+    def shelve(
+        self, requests: _t.AsyncIterator[gateway_pb2.Book], context: _micro.Context
+    ) -> _t.AsyncIterator[gateway_pb2.Book]:
+        """Bidi streaming: NDJSON requests in, NDJSON (or SSE) responses out, both at once."""
+        raise _micro.errors.unimplemented(LIBRARY_SHELVE)
 
 
 def register_library_handler(service: _micro.Service, handler: LibraryHandler) -> None:
