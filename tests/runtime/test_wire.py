@@ -106,6 +106,15 @@ class _PlainServer:
         await stream.recv_message()
         raise GRPCError(Status.PERMISSION_DENIED, "nope, not you")
 
+    async def slow(self, stream: Stream[Any, Any]) -> None:
+        await stream.recv_message()
+        await asyncio.sleep(5)
+
+    async def expired(self, stream: Stream[Any, Any]) -> None:
+        # what a grpclib server sends when its deadline timer fires: a bare status
+        await stream.recv_message()
+        raise GRPCError(Status.DEADLINE_EXCEEDED)
+
     async def silent(self, stream: Stream[Any, Any]) -> None:
         # served as a stream of zero replies: status OK and no message, which grpclib
         # refuses to send for a unary handler (the wire does not carry the call's kind)
@@ -115,6 +124,8 @@ class _PlainServer:
         return {
             ECHO.path: Handler(self.junk, Cardinality.UNARY_UNARY, bytes, bytes),
             "/test.v1.Echo/Missing": Handler(self.denied, Cardinality.UNARY_UNARY, bytes, bytes),
+            EXPIRED.path: Handler(self.expired, Cardinality.UNARY_UNARY, bytes, bytes),
+            SLOW.path: Handler(self.slow, Cardinality.UNARY_UNARY, bytes, bytes),
             SILENT.path: Handler(self.silent, Cardinality.UNARY_STREAM, bytes, bytes),
             VANISH.path: Handler(self.vanish, Cardinality.UNARY_UNARY, bytes, bytes),
         }
@@ -127,6 +138,22 @@ SILENT = micro.Method(
     request_type=EchoRequest,
     response_type=EchoRequest,
     handler_attr="silent",
+)
+EXPIRED = micro.Method(
+    name="Echo.Expired",
+    path="/test.v1.Echo/Expired",
+    kind=micro.Kind.UNARY,
+    request_type=EchoRequest,
+    response_type=EchoRequest,
+    handler_attr="expired",
+)
+SLOW = micro.Method(
+    name="Echo.Slow",
+    path="/test.v1.Echo/Slow",
+    kind=micro.Kind.UNARY,
+    request_type=EchoRequest,
+    response_type=EchoRequest,
+    handler_attr="slow",
 )
 VANISH = micro.Method(
     name="Echo.Vanish",
@@ -196,6 +223,24 @@ async def test_ok_status_without_a_reply_is_an_error_and_the_channel_stays_usabl
             assert info.value.detail == "Echo.Silent: server sent no response message"
         with pytest.raises(micro.Error, match="invalid response"):
             await EchoClient(address=plain_server, client=client).echo(EchoRequest(text="x"))
+
+
+async def test_the_servers_deadline_is_the_same_error_as_the_clients(plain_server: str) -> None:
+    """Client and server time the same deadline; whichever fires first, the caller sees
+    one error (grpclib servers send DEADLINE_EXCEEDED without a message)."""
+    async with micro.Client(registry=micro.MemoryRegistry()) as client:
+        with pytest.raises(micro.Error) as server_first:
+            await client.unary(EXPIRED, EchoRequest(text="x"), address=plain_server)
+        with pytest.raises(micro.Error) as client_first:
+            await client.unary(SLOW, EchoRequest(text="x"), address=plain_server, timeout=0.05)
+    assert server_first.value.to_dict() == {
+        "id": "micro.client",
+        "code": 408,
+        "detail": "Echo.Expired: deadline exceeded",
+        "status": "Request Timeout",
+    }
+    assert client_first.value.detail == "Echo.Slow: deadline exceeded"
+    assert client_first.value.code == 408
 
 
 async def test_plain_grpc_error_becomes_an_error_with_its_status(plain_server: str) -> None:

@@ -273,14 +273,14 @@ class _OutboundCall:
         """``exc``, raised by grpclib, h2 or the codec, as the micro Error it means."""
         if isinstance(exc, GRPCError):
             self._finished = True
-            return from_grpc(exc.status, exc.message, self._stream.trailing_metadata)
+            error = from_grpc(exc.status, exc.message, self._stream.trailing_metadata)
+            if error.grpc_status is Status.DEADLINE_EXCEEDED and not (error.id or error.detail):
+                # A bare status, as grpclib servers send when their deadline timer beats
+                # ours: the same error as ours, whichever fired first.
+                return self._deadline_exceeded()
+            return error
         if isinstance(exc, TimeoutError):  # asyncio.TimeoutError: grpclib's deadline timer
-            return Error(
-                CLIENT_ID,
-                408,
-                f"{self._method.name}: deadline exceeded",
-                grpc_status=Status.DEADLINE_EXCEEDED,
-            )
+            return self._deadline_exceeded()
         if isinstance(exc, StreamTerminatedError):
             status_error = self._status_after_reset()
             if status_error is not None:
@@ -318,6 +318,14 @@ class _OutboundCall:
             500,
             f"{self._method.name}: {type(exc).__name__}: {exc}",
             grpc_status=Status.INTERNAL,
+        )
+
+    def _deadline_exceeded(self) -> Error:
+        return Error(
+            CLIENT_ID,
+            408,
+            f"{self._method.name}: deadline exceeded",
+            grpc_status=Status.DEADLINE_EXCEEDED,
         )
 
     def _status_after_reset(self) -> Error | None:
