@@ -131,38 +131,19 @@ class _PlainServer:
         }
 
 
-SILENT = micro.Method(
-    name="Echo.Silent",
-    path="/test.v1.Echo/Silent",
-    kind=micro.Kind.UNARY,
-    request_type=EchoRequest,
-    response_type=EchoRequest,
-    handler_attr="silent",
-)
-EXPIRED = micro.Method(
-    name="Echo.Expired",
-    path="/test.v1.Echo/Expired",
-    kind=micro.Kind.UNARY,
-    request_type=EchoRequest,
-    response_type=EchoRequest,
-    handler_attr="expired",
-)
-SLOW = micro.Method(
-    name="Echo.Slow",
-    path="/test.v1.Echo/Slow",
-    kind=micro.Kind.UNARY,
-    request_type=EchoRequest,
-    response_type=EchoRequest,
-    handler_attr="slow",
-)
-VANISH = micro.Method(
-    name="Echo.Vanish",
-    path="/test.v1.Echo/Vanish",
-    kind=micro.Kind.UNARY,
-    request_type=EchoRequest,
-    response_type=EchoRequest,
-    handler_attr="vanish",
-)
+def _unary(name: str) -> micro.Method[EchoRequest, EchoRequest]:
+    """A unary Echo method that only the plain server above serves."""
+    return micro.Method(
+        name=f"Echo.{name}",
+        path=f"/test.v1.Echo/{name}",
+        kind=micro.Kind.UNARY,
+        request_type=EchoRequest,
+        response_type=EchoRequest,
+        handler_attr=name.lower(),
+    )
+
+
+SILENT, EXPIRED, SLOW, VANISH = (_unary(n) for n in ("Silent", "Expired", "Slow", "Vanish"))
 
 
 @pytest.fixture
