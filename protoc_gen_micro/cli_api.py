@@ -56,7 +56,8 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
     "--header-prefix",
     default=DEFAULT_PREFIX,
     show_default=True,
-    help="Headers with this prefix pass as metadata, the prefix removed ('' turns it off).",
+    help="Headers with this prefix pass as metadata, the prefix removed; response metadata "
+    "comes back under it ('' turns both off).",
 )
 @click.option(
     "--cors-origin",

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +61,23 @@ def _signatures(records: Sequence[micro.ServiceRecord]) -> dict[str, tuple[objec
     return {name: tuple(sorted(items)) for name, items in grouped.items()}
 
 
+#: the calls made for the HTTP request being handled, so their response metadata can
+#: become HTTP headers (set per request, after the reflection lookups)
+_CALLS: ContextVar[list[micro.ClientCall] | None] = ContextVar("micro_api_calls", default=None)
+
+
+async def _remember(call: micro.ClientCall, next: micro.ClientNext) -> Any:
+    calls = _CALLS.get()
+    if calls is not None:
+        calls.append(call)
+    return await next(call)
+
+
 class Gateway:
     def __init__(self, registry: micro.Registry, config: GatewayConfig) -> None:
         self.config = config
         self.registry = registry
-        self.client = micro.Client(registry=registry)
+        self.client = micro.Client(registry=registry, middleware=[_remember])
         self.catalog = Catalog(self.client)
         self.table = RouteTable()
         self._signatures: dict[str, tuple[object, ...]] = {}
@@ -183,6 +196,8 @@ class Gateway:
             route.service, route.grpc_path, self._signatures.get(route.service, ())
         )
         kind = method.method.kind
+        calls: list[micro.ClientCall] = []
+        _CALLS.set(calls)
         if kind.client_streaming:
             if not route.body:
                 raise HttpError(
@@ -193,11 +208,14 @@ class Gateway:
             requests = self._requests(request, match, method)
             if kind.server_streaming:
                 accept = request.headers.get("accept", "")
-                return await self._bidi(request, route, method, requests, timeout, metadata, accept)
+                return await self._bidi(
+                    request, route, method, requests, timeout, metadata, accept, calls
+                )
             reply = await self.client.client_stream(
                 method.method, requests, service=route.service, timeout=timeout, metadata=metadata
             )
-            return JSONResponse(reply_json(method, reply, route.response_body))
+            answer = JSONResponse(reply_json(method, reply, route.response_body))
+            return self._with_metadata(answer, calls, trailers=True)
         body: Any = None
         if route.body:
             body = parse_body(await self._read_body(request))
@@ -210,11 +228,26 @@ class Gateway:
         )
         if method.method.kind is micro.Kind.SERVER_STREAM:
             accept = request.headers.get("accept", "")
-            return await self._stream(route, method, message, timeout, metadata, accept)
+            streamed = await self._stream(route, method, message, timeout, metadata, accept)
+            return self._with_metadata(streamed, calls, trailers=False)
         reply = await self.client.unary(
             method.method, message, service=route.service, timeout=timeout, metadata=metadata
         )
-        return JSONResponse(reply_json(method, reply, route.response_body))
+        answer = JSONResponse(reply_json(method, reply, route.response_body))
+        return self._with_metadata(answer, calls, trailers=True)
+
+    def _with_metadata(
+        self, response: Response, calls: list[micro.ClientCall], *, trailers: bool
+    ) -> Response:
+        """``response`` with the call's response metadata as headers (trailers too when the
+        call is over before the answer starts)."""
+        if calls:
+            call = calls[-1]
+            pairs = self.config.headers.response(call.headers, call.trailers if trailers else None)
+            response.raw_headers.extend(
+                (k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs
+            )
+        return response
 
     async def _requests(
         self, request: Request, match: Match, method: DynamicMethod
@@ -243,7 +276,8 @@ class Gateway:
         timeout: float,
         metadata: list[tuple[str, str]],
         accept: str,
-    ) -> Response | DuplexResponse:
+        calls: list[micro.ClientCall],
+    ) -> DuplexResponse:
         stream = self.client.bidi_stream(
             method.method, service=route.service, timeout=timeout, metadata=metadata
         )
@@ -273,6 +307,7 @@ class Gateway:
             feeder,
             StreamFormat.negotiate(accept),
             lambda message: reply_json(method, message, route.response_body),
+            self.config.headers.response(calls[-1].headers if calls else None),
         )
 
     async def _stream(

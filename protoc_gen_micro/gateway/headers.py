@@ -7,23 +7,32 @@
 * Nothing else does (no Host, Cookie, Content-Length, ...).
 * `Micro-Timeout: SECONDS` (a positive decimal) sets the call's deadline; without it the
   gateway's default timeout applies. It is capped by the gateway's maximum.
+
+And back: the response metadata of a successful call becomes HTTP headers, headers under
+the prefix (`tenant: acme` -> `Micro-Meta-Tenant: acme`) and trailers under
+`Micro-Trailer-`; binary (`-bin`) values are base64, as on the gRPC wire. A streaming
+answer carries the headers only (its trailers come after the body has started). With
+no prefix configured nothing is copied, so a service can never set `Set-Cookie` or
+`Content-Type` on the gateway's answers.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from micro.metadata import is_valid
+from micro.metadata import MetadataView, is_valid
 
 from .errors import HttpError
 
-__all__ = ["DEFAULT_ALLOW", "DEFAULT_PREFIX", "TIMEOUT_HEADER", "HeaderPolicy"]
+__all__ = ["DEFAULT_ALLOW", "DEFAULT_PREFIX", "TIMEOUT_HEADER", "TRAILER_PREFIX", "HeaderPolicy"]
 
 DEFAULT_ALLOW = ("authorization", "x-request-id", "traceparent", "tracestate")
 DEFAULT_PREFIX = "micro-meta-"
 TIMEOUT_HEADER = "micro-timeout"
+TRAILER_PREFIX = "micro-trailer-"
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,20 @@ class HeaderPolicy:
                     "must be printable ASCII; keys [0-9a-z_.-], not grpc-* nor -bin)",
                 )
             out.append((key, value))
+        return out
+
+    def response(
+        self, headers: MetadataView | None, trailers: MetadataView | None = None
+    ) -> list[tuple[str, str]]:
+        """HTTP headers for a call's response metadata (see the module docs)."""
+        if not self.prefix:
+            return []
+        out: list[tuple[str, str]] = []
+        for prefix, view in ((self.prefix, headers), (TRAILER_PREFIX, trailers)):
+            for key, value in view.pairs() if view is not None else ():
+                if isinstance(value, bytes):
+                    value = base64.b64encode(value).decode("ascii")
+                out.append((prefix + key, value))
         return out
 
     def timeout(self, value: str | None) -> float:

@@ -125,13 +125,19 @@ class DuplexResponse:
         feeder: asyncio.Task[None],
         fmt: StreamFormat,
         render: Callable[[Message], Any],
+        headers: list[tuple[str, str]],
     ) -> None:
         self._stream, self._first, self._feeder = stream, first, feeder
         self._fmt, self._render = fmt, render
+        self._headers = [
+            (b"content-type", fmt.media_type.encode()),
+            (b"cache-control", b"no-cache"),
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fmt = self._fmt
-        headers = [(b"content-type", fmt.media_type.encode()), (b"cache-control", b"no-cache")]
+        headers = self._headers
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         error: dict[str, Any] | None = None
         try:

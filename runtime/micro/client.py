@@ -22,8 +22,10 @@ outermost::
 ``next(call)`` performs the call (with its retries). For unary and client-streaming
 calls it returns the response, and ``call.headers`` / ``call.trailers`` hold the
 response metadata afterwards. For server-streaming calls it returns once the stream
-is open (the first response received); for bidi-streaming once the request headers
-were sent; the return value is then an internal handle to pass through unchanged.
+is open (the first response received, so ``call.headers`` are there); for
+bidi-streaming once the request headers were sent (``call.headers`` come with the
+first response); the return value is then an internal handle to pass through
+unchanged. A stream's ``call.trailers`` are there once it ended.
 """
 
 from __future__ import annotations
@@ -292,7 +294,9 @@ class Client(AsyncClosing):
                 await outbound.send(call.request, end=True)
                 return await outbound.recv()
 
-            return await self._attempt(call, run)
+            opened = await self._attempt(call, run)
+            call._outbound = opened[0]
+            return opened
 
         async def opener() -> tuple[OutboundCall, Any]:
             result: tuple[OutboundCall, Any] = await self._through_middleware(call, last)
@@ -365,6 +369,7 @@ class Client(AsyncClosing):
                 await outbound.start()
 
             outbound, _ = await self._attempt(call, run)
+            call._outbound = outbound
             return outbound
 
         async def opener() -> OutboundCall:

@@ -47,6 +47,10 @@ class Library(LibraryHandler):
     async def get_book(self, request: GetBookRequest, context: micro.Context) -> Book:
         if "missing" in request.name:
             raise micro.errors.not_found("library", f"no book {request.name}")
+        context.set_header("book-source", f"node {self.node}")
+        context.set_trailer("book-checksum", "c0ffee")
+        context.set_trailer("book-checksum", "again")
+        context.set_trailer("book-raw-bin", b"\x00\xff")
         return book(request.name, f"{request.name} (node {self.node})")
 
     async def list_books(
@@ -93,6 +97,8 @@ class Library(LibraryHandler):
     ) -> AsyncIterator[Book]:
         if request.fail_after < 0:
             raise micro.errors.Error("library", 409, "the shelf is locked")
+        context.set_header("shelf-size", str(request.count))
+        context.set_trailer("shelf-end", "not copied: the body has begun")
         for i in range(request.count):
             if request.fail_after and i == request.fail_after:
                 raise micro.errors.conflict("library", f"the shelf changed after {i} books")
@@ -120,6 +126,7 @@ class Library(LibraryHandler):
         titles = [b.title async for b in requests]
         if "locked" in titles:
             raise micro.errors.conflict("library", "the shelf is locked")
+        context.set_trailer("upload-count", str(len(titles)))
         return Book(name=f"uploads/{len(titles)}", title=", ".join(titles))
 
     async def shelve(
@@ -127,6 +134,7 @@ class Library(LibraryHandler):
     ) -> AsyncIterator[Book]:
         # one answer per request, as each arrives; "locked" first fails the call before any
         # answer, "boom" fails it midway
+        context.set_header("shelve-mode", "duplex")
         async for request in requests:
             if request.title == "boom":
                 raise micro.errors.conflict("library", "the shelf fell over")

@@ -393,6 +393,24 @@ def test_allowed_and_prefixed_headers_become_metadata(http: httpx.Client) -> Non
     assert not {"cookie", "x-other", "host", "micro-meta-tenant"} & set(metadata)
 
 
+def test_response_metadata_becomes_headers(http: httpx.Client) -> None:
+    got = http.get("/v1/shelves/1/books/2")
+    assert got.status_code == 200
+    assert got.headers["micro-meta-book-source"] == "node a"
+    assert got.headers.get_list("micro-trailer-book-checksum") == ["c0ffee", "again"]
+    assert got.headers["micro-trailer-book-raw-bin"] == "AP8="  # base64, as on the gRPC wire
+    uploaded = http.post("/library/Library/Upload", content=ndjson({"title": "a"}))
+    assert uploaded.headers["micro-trailer-upload-count"] == "1"
+    streamed = http.get("/v1/shelves/1:watch", params={"count": 1})
+    assert streamed.headers["micro-meta-shelf-size"] == "1"
+    assert "micro-trailer-shelf-end" not in streamed.headers  # the body had begun
+    shelved = http.post("/v1/books:shelve", content=ndjson({"title": "a"}))
+    assert shelved.headers["micro-meta-shelve-mode"] == "duplex"
+    failed = http.get("/v1/shelves/1/books/missing")
+    assert failed.status_code == 404
+    assert not [h for h in failed.headers if h.startswith("micro-")]
+
+
 def test_timeout_header_becomes_the_deadline(http: httpx.Client) -> None:
     reply = ok(http.post("/v1/inspect", json={}, headers={"Micro-Timeout": "2.5"}))
     assert 0 < reply["timeRemaining"] <= 2.5

@@ -222,6 +222,10 @@ async def test_metadata_both_ways() -> None:
         async with stream:
             assert [r.index async for r in stream] == [0, 1]
             assert stream.headers is not None and stream.headers["x-stream"] == "yes"
+        # middleware sees a stream's response headers once it is open
+        opened = seen[-1]
+        assert opened.method.name == "Echo.Count"
+        assert opened.headers is not None and opened.headers["x-stream"] == "yes"
 
         no_deadline = await stub.echo(EchoRequest(text="x"))
         assert no_deadline.deadline_remaining == -1.0
