@@ -217,7 +217,8 @@ class Client(AsyncClosing):
     ) -> tuple[OutboundCall, R]:
         """Open the call and ``run`` its first phase, retrying per the module rules.
 
-        On success the call is returned still open (the caller closes it)."""
+        On success the call is returned still open (the caller closes it), and
+        ``call.headers`` / ``call.trailers`` read from it."""
         tried: set[str] = set()
         attempt = 0
         while True:
@@ -227,7 +228,9 @@ class Client(AsyncClosing):
             )
             outbound = self._transport.open(address, call.method, call.metadata, call.deadline)
             try:
-                return outbound, await run(outbound, call)
+                result = await run(outbound, call)
+                call._outbound = outbound
+                return outbound, result
             except Error as exc:
                 await outbound.aclose()
                 if not (
@@ -267,7 +270,6 @@ class Client(AsyncClosing):
 
     async def _unary_call(self, call: ClientCall) -> Any:
         outbound, reply = await self._attempt(call, _exchange_unary)
-        call._outbound = outbound
         await outbound.aclose()
         if reply is None:
             raise _no_response(call.method)
@@ -294,9 +296,7 @@ class Client(AsyncClosing):
                 await outbound.send(call.request, end=True)
                 return await outbound.recv()
 
-            opened = await self._attempt(call, run)
-            call._outbound = opened[0]
-            return opened
+            return await self._attempt(call, run)
 
         async def opener() -> tuple[OutboundCall, Any]:
             result: tuple[OutboundCall, Any] = await self._through_middleware(call, last)
@@ -345,7 +345,6 @@ class Client(AsyncClosing):
                 return reply
 
             outbound, reply = await self._attempt(call, run, replayable)
-            call._outbound = outbound
             await outbound.aclose()
             return reply
 
@@ -369,7 +368,6 @@ class Client(AsyncClosing):
                 await outbound.start()
 
             outbound, _ = await self._attempt(call, run)
-            call._outbound = outbound
             return outbound
 
         async def opener() -> OutboundCall:
