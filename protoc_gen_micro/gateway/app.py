@@ -33,7 +33,7 @@ from .catalog import Catalog
 from .errors import HttpError, from_micro
 from .headers import TIMEOUT_HEADER, HeaderPolicy
 from .routes import Match, Route, RouteTable
-from .streaming import DuplexResponse, StreamFormat, feed, ndjson_lines
+from .streaming import DuplexResponse, StreamFormat, feed, ndjson_lines, next_answer
 from .transcode import build_request, parse_body, reply_json
 
 __all__ = ["Gateway", "GatewayConfig", "build_app"]
@@ -226,7 +226,7 @@ class Gateway:
             variables=match.variables,
             query=request.query_params.multi_items(),
         )
-        if method.method.kind is micro.Kind.SERVER_STREAM:
+        if kind is micro.Kind.SERVER_STREAM:
             accept = request.headers.get("accept", "")
             streamed = await self._stream(route, method, message, timeout, metadata, accept)
             return self._with_metadata(streamed, calls, trailers=False)
@@ -239,15 +239,19 @@ class Gateway:
     def _with_metadata(
         self, response: Response, calls: list[micro.ClientCall], *, trailers: bool
     ) -> Response:
-        """``response`` with the call's response metadata as headers (trailers too when the
-        call is over before the answer starts)."""
-        if calls:
-            call = calls[-1]
-            pairs = self.config.headers.response(call.headers, call.trailers if trailers else None)
-            response.raw_headers.extend(
-                (k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs
-            )
+        response.raw_headers.extend(self._metadata(calls, trailers=trailers))
         return response
+
+    def _metadata(
+        self, calls: list[micro.ClientCall], *, trailers: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """The call's response metadata as raw headers (trailers too when the call is over
+        before the answer starts)."""
+        if not calls:
+            return []
+        call = calls[-1]
+        pairs = self.config.headers.response(call.headers, call.trailers if trailers else None)
+        return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
     async def _requests(
         self, request: Request, match: Match, method: DynamicMethod
@@ -287,15 +291,7 @@ class Gateway:
             feeder = asyncio.create_task(feed(stream, requests, request.receive))
             # Until the first answer, a failure is still an HTTP status: the service's
             # error, a bad request line, or the client leaving.
-            first = asyncio.ensure_future(stream.recv())
-            await asyncio.wait({first, feeder}, return_when=asyncio.FIRST_COMPLETED)
-            if feeder.done() and feeder.exception() is not None:
-                first.cancel()
-                feeder.result()
-            if not first.done():
-                first.cancel()
-                raise ClientDisconnect()
-            reply = first.result()
+            reply = await next_answer(stream, feeder)
         except BaseException:
             if feeder is not None:
                 feeder.cancel()
@@ -307,7 +303,7 @@ class Gateway:
             feeder,
             StreamFormat.negotiate(accept),
             lambda message: reply_json(method, message, route.response_body),
-            self.config.headers.response(calls[-1].headers if calls else None),
+            self._metadata(calls, trailers=False),
         )
 
     async def _stream(

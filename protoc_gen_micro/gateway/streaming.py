@@ -34,7 +34,7 @@ import micro
 
 from .errors import HttpError, from_micro
 
-__all__ = ["DuplexResponse", "StreamFormat", "feed", "ndjson_lines"]
+__all__ = ["DuplexResponse", "StreamFormat", "feed", "ndjson_lines", "next_answer"]
 
 
 def _compact(data: Any) -> str:
@@ -112,6 +112,21 @@ async def feed(
         pass
 
 
+async def next_answer(
+    stream: micro.BidiStream[Message, Message], feeder: asyncio.Task[None]
+) -> Message | None:
+    """The next answer of ``stream``; the feeder's failure (a bad line) or the client
+    leaving ends the wait even while the service is silent. Raises the service's error,
+    the feeder's, or :class:`ClientDisconnect`."""
+    answer = asyncio.ensure_future(stream.recv())
+    await asyncio.wait({answer, feeder}, return_when=asyncio.FIRST_COMPLETED)
+    if answer.done():
+        return answer.result()
+    answer.cancel()
+    feeder.result()  # raises what reading the body raised
+    raise ClientDisconnect()  # the feeder returns only once the client has gone
+
+
 class DuplexResponse:
     """The answers of a running bidi call, streamed while :func:`feed` sends its requests.
 
@@ -125,20 +140,19 @@ class DuplexResponse:
         feeder: asyncio.Task[None],
         fmt: StreamFormat,
         render: Callable[[Message], Any],
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
     ) -> None:
         self._stream, self._first, self._feeder = stream, first, feeder
         self._fmt, self._render = fmt, render
         self._headers = [
             (b"content-type", fmt.media_type.encode()),
             (b"cache-control", b"no-cache"),
-            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers),
+            *headers,
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fmt = self._fmt
-        headers = self._headers
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers})
         error: dict[str, Any] | None = None
         try:
             reply = self._first
@@ -150,9 +164,9 @@ class DuplexResponse:
                         "more_body": True,
                     }
                 )
-                reply = await self._next()
-        except _ClientGone:
-            return
+                reply = await next_answer(self._stream, self._feeder)
+        except ClientDisconnect:
+            return  # nobody is left to answer
         except micro.Error as exc:
             error = from_micro(exc).body()
         except HttpError as exc:
@@ -162,20 +176,3 @@ class DuplexResponse:
             await self._stream.aclose()
         end = fmt.error(error) if error is not None else b""
         await send({"type": "http.response.body", "body": end, "more_body": False})
-
-    async def _next(self) -> Message | None:
-        """The next answer; the feeder's failure (a bad line) or the client leaving ends
-        the wait even while the service is silent."""
-        answer = asyncio.ensure_future(self._stream.recv())
-        await asyncio.wait({answer, self._feeder}, return_when=asyncio.FIRST_COMPLETED)
-        if answer.done():
-            return answer.result()
-        answer.cancel()
-        failure = self._feeder.exception()
-        if failure is None or isinstance(failure, ClientDisconnect):
-            raise _ClientGone
-        raise failure
-
-
-class _ClientGone(Exception):
-    """The HTTP client disconnected: nobody is left to answer."""
