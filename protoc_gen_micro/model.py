@@ -272,11 +272,11 @@ def _build_file(
     embedded, linked = proto_files(proto, by_name, modules)
     imports: list[Import] = []
     file_modules = []
+    # `_pb2` modules import each other absolutely; betterproto2's packages relatively.
+    absolute = options.messages == "protobuf"
     for dependency in linked:
         *package, module = modules[dependency]
         alias = names.claim(f"_{module}")
-        # `_pb2` modules import each other absolutely; betterproto2's packages relatively.
-        absolute = options.messages == "protobuf"
         source = ".".join(package) if absolute else _relative(directory, tuple(package))
         imports.append(Import(source, module, alias))
         file_modules.append(alias)
