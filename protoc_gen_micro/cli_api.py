@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from micro.transport import parse_address
+from micro.address import parse_address
 
 from .cli import CliError
 from .exits import UsageFailure

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from micro import defaults
+from micro import registry as registry_mod
 from micro.broker import JSON, BrokerError, Message, check_topic
 from micro.broker import from_env as broker_from_env
 
@@ -71,7 +71,7 @@ def publish(
     registry = options.open_registry()
 
     async def main() -> None:
-        defaults.set_registry(registry)  # the embedded broker finds subscribers there
+        registry_mod.set_default(registry)  # the embedded broker finds subscribers there
         try:
             await chosen.publish(
                 Message(

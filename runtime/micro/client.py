@@ -37,18 +37,21 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
-from micro import defaults
+from micro import registry as registry_mod
+from micro import transport as transport_mod
 from micro._aclosing import AsyncClosing
+from micro._chain import chain
 from micro.context import outgoing_deadline, outgoing_metadata
-from micro.errors import Error, Status
+from micro.errors import Error
 from micro.lookup import NodeCache
 from micro.metadata import Metadata, MetadataView, Pairs
 from micro.registry import Node, Registry
 from micro.selector import Selector
 from micro.selector import from_env as selector_from_env
 from micro.spec import AnyMethod, Kind, Method, Req, Resp
+from micro.status import Status
 from micro.streams import BidiStream, ServerStream
-from micro.transport import ClientTransport, GrpclibClientTransport, OutboundCall
+from micro.transport import ClientTransport, OutboundCall, Transport
 
 __all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "default"]
 
@@ -99,7 +102,8 @@ class Client(AsyncClosing):
     * ``selector``: picks a node per attempt (default from ``MICRO_SELECTOR``, random);
     * ``retries`` / ``backoff``: see the module docs;
     * ``timeout``: default per-call timeout in seconds (``None``: no deadline);
-    * ``middleware``: see :data:`ClientMiddleware`.
+    * ``middleware``: see :data:`ClientMiddleware`;
+    * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpclib).
 
     One HTTP/2 connection per node address is kept until :meth:`close`.
     """
@@ -114,7 +118,7 @@ class Client(AsyncClosing):
         middleware: Sequence[ClientMiddleware] = (),
         timeout: float | None = None,
         cache_ttl: float = 1.0,
-        transport: ClientTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -127,8 +131,8 @@ class Client(AsyncClosing):
         self._cache_ttl = cache_ttl
         self._nodes = NodeCache(lambda: self.registry, cache_ttl)
         self._transport: ClientTransport = (
-            transport if transport is not None else GrpclibClientTransport()
-        )
+            transport if transport is not None else transport_mod.from_env()
+        ).client()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -142,7 +146,7 @@ class Client(AsyncClosing):
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = defaults.registry()
+            self._registry = registry_mod.default()
         return self._registry
 
     async def lookup(self, service: str) -> list[Node]:
@@ -195,19 +199,7 @@ class Client(AsyncClosing):
         )
 
     def _through_middleware(self, call: ClientCall, last: ClientNext) -> Awaitable[Any]:
-        if not self._middleware:
-            return last(call)
-        nxt = last
-        for mw in reversed(self._middleware):
-
-            def bind(mw: ClientMiddleware, nxt: ClientNext) -> ClientNext:
-                async def step(call: ClientCall) -> Any:
-                    return await mw(call, nxt)
-
-                return step
-
-            nxt = bind(mw, nxt)
-        return nxt(call)
+        return chain(self._middleware, last)(call)
 
     async def _attempt(
         self,

@@ -15,16 +15,22 @@ A micro client rebuilds the very same :class:`Error` from ``micro-error``; an er
 from a plain gRPC server (no ``micro-error`` trailer) becomes an :class:`Error` via
 :func:`from_grpc`, with ``code`` mapped from the gRPC status and the status preserved
 in :attr:`Error.grpc_status`.
+
+:attr:`Error.origin` says where an error came from: :attr:`Origin.REMOTE` (a micro error
+the peer sent, rebuilt from ``micro-error``), :attr:`Origin.STATUS` (a bare gRPC status,
+from a plain gRPC server or a transport) or :attr:`Origin.LOCAL` (raised in this process:
+by the client itself, e.g. no node or deadline passed, or by application code).
 """
 
 from __future__ import annotations
 
+import enum
 import http
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from grpclib.const import Status
+from micro.status import Status, http_status, status_for_http
 
 if TYPE_CHECKING:
     from micro.spec import AnyMethod
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_METADATA_KEY",
     "Error",
+    "Origin",
     "Status",
     "bad_request",
     "code_for",
@@ -51,57 +58,23 @@ __all__ = [
 #: trailing metadata key carrying the JSON-encoded error
 ERROR_METADATA_KEY = "micro-error"
 
-_CODE_TO_GRPC: dict[int, Status] = {
-    200: Status.OK,
-    400: Status.INVALID_ARGUMENT,
-    401: Status.UNAUTHENTICATED,
-    403: Status.PERMISSION_DENIED,
-    404: Status.NOT_FOUND,
-    405: Status.UNIMPLEMENTED,
-    408: Status.DEADLINE_EXCEEDED,
-    409: Status.ALREADY_EXISTS,
-    412: Status.FAILED_PRECONDITION,
-    416: Status.OUT_OF_RANGE,
-    429: Status.RESOURCE_EXHAUSTED,
-    499: Status.CANCELLED,
-    500: Status.INTERNAL,
-    501: Status.UNIMPLEMENTED,
-    503: Status.UNAVAILABLE,
-    504: Status.DEADLINE_EXCEEDED,
-}
-
-_GRPC_TO_CODE: dict[Status, int] = {
-    Status.OK: 200,
-    Status.CANCELLED: 499,
-    Status.UNKNOWN: 500,
-    Status.INVALID_ARGUMENT: 400,
-    Status.DEADLINE_EXCEEDED: 408,
-    Status.NOT_FOUND: 404,
-    Status.ALREADY_EXISTS: 409,
-    Status.PERMISSION_DENIED: 403,
-    Status.RESOURCE_EXHAUSTED: 429,
-    Status.FAILED_PRECONDITION: 412,
-    Status.ABORTED: 409,
-    Status.OUT_OF_RANGE: 416,
-    Status.UNIMPLEMENTED: 501,
-    Status.INTERNAL: 500,
-    Status.UNAVAILABLE: 503,
-    Status.DATA_LOSS: 500,
-    Status.UNAUTHENTICATED: 401,
-}
-
 
 def grpc_status_for(code: int) -> Status:
     """The gRPC status an HTTP-like code is sent as (``UNKNOWN`` if there is no match)."""
-    status = _CODE_TO_GRPC.get(code)
-    if status is None:
-        return Status.UNKNOWN
-    return status
+    return status_for_http(code)
 
 
 def code_for(status: Status) -> int:
-    """The HTTP-like code for a gRPC status."""
-    return _GRPC_TO_CODE.get(status, 500)
+    """The HTTP-like code for a gRPC status (:func:`micro.status.http_status`)."""
+    return http_status(status)
+
+
+class Origin(enum.Enum):
+    """Where an :class:`Error` came from."""
+
+    LOCAL = "local"  #: raised in this process (application code or the client itself)
+    REMOTE = "remote"  #: a micro error sent by the peer (the ``micro-error`` trailer)
+    STATUS = "status"  #: a bare gRPC status, without a micro error
 
 
 def _reason(code: int) -> str:
@@ -127,12 +100,14 @@ class Error(Exception):
         status: str | None = None,
         *,
         grpc_status: Status | None = None,
+        origin: Origin = Origin.LOCAL,
     ) -> None:
         self.id = id
         self.code = int(code)
         self.detail = detail
         self.status = _reason(self.code) if status is None else status
         self._grpc_status = grpc_status
+        self.origin = origin
         super().__init__(self.to_json())
 
     @property
@@ -149,7 +124,13 @@ class Error(Exception):
         return json.dumps(self.to_dict(), ensure_ascii=True, separators=(",", ":"))
 
     @classmethod
-    def parse(cls, text: str | bytes, *, grpc_status: Status | None = None) -> Error:
+    def parse(
+        cls,
+        text: str | bytes,
+        *,
+        grpc_status: Status | None = None,
+        origin: Origin = Origin.LOCAL,
+    ) -> Error:
         """Inverse of :meth:`to_json`; raises ``ValueError`` on malformed input."""
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -168,7 +149,7 @@ class Error(Exception):
             or not (status is None or isinstance(status, str))
         ):
             raise ValueError(f"malformed error JSON: {data!r}")
-        return cls(id_, code, detail, status, grpc_status=grpc_status)
+        return cls(id_, code, detail, status, grpc_status=grpc_status, origin=origin)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Error):
@@ -190,11 +171,16 @@ class Error(Exception):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.id, self.code, self.detail, self.status, self._grpc_status))
+        return (
+            _rebuild,
+            (self.id, self.code, self.detail, self.status, self._grpc_status, self.origin),
+        )
 
 
-def _rebuild(id: str, code: int, detail: str, status: str, grpc_status: Status | None) -> Error:
-    return Error(id, code, detail, status, grpc_status=grpc_status)
+def _rebuild(
+    id: str, code: int, detail: str, status: str, grpc_status: Status | None, origin: Origin
+) -> Error:
+    return Error(id, code, detail, status, grpc_status=grpc_status, origin=origin)
 
 
 def from_grpc(
@@ -212,11 +198,10 @@ def from_grpc(
         raw = trailers.get(ERROR_METADATA_KEY)
         if isinstance(raw, str | bytes):
             try:
-                return Error.parse(raw, grpc_status=status)
+                return Error.parse(raw, grpc_status=status, origin=Origin.REMOTE)
             except ValueError:
                 pass
-    code = code_for(status)
-    return Error("", code, message or "", grpc_status=status)
+    return Error("", code_for(status), message or "", grpc_status=status, origin=Origin.STATUS)
 
 
 def bad_request(id: str, detail: str = "") -> Error:

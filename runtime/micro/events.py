@@ -32,10 +32,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from micro import defaults
+from micro import broker as broker_mod
+from micro import codec
 from micro.broker import JSON, PROTOBUF, Broker, BrokerError, Delivery, Handler, Message
 from micro.broker import check_topic as _check_topic
-from micro.codec import DecodeError, MessageCodec
+from micro.codec import DecodeError
 
 __all__ = ["Event", "EventHandler", "decode", "encode"]
 
@@ -46,30 +47,22 @@ M = TypeVar("M")
 #: A subscriber: ``async def f(message)`` or ``async def f(message, delivery)``.
 EventHandler: TypeAlias = Callable[[M], Awaitable[None]] | Callable[[M, Delivery], Awaitable[None]]
 
-_codec = MessageCodec()
 _PROTOBUF_TYPES = {PROTOBUF, "application/x-protobuf", "application/octet-stream", ""}
 
 
 def encode(message: Any, message_type: type, content_type: str = PROTOBUF) -> bytes:
     if content_type in _PROTOBUF_TYPES:
-        return _codec.encode(message, message_type)
+        return codec.encode(message, message_type)
     if content_type == JSON:
-        if not isinstance(message, message_type):
-            raise TypeError(f"expected {message_type.__qualname__}, got {type(message)}")
-        return str(message.to_json()).encode()  # type: ignore[attr-defined]
+        return codec.encode_json(message, message_type).encode()
     raise BrokerError(f"unsupported content type {content_type!r} (use {PROTOBUF} or {JSON})")
 
 
 def decode(data: bytes, message_type: type[M], content_type: str) -> M:
     if content_type in _PROTOBUF_TYPES:
-        message: M = _codec.decode(data, message_type)
-        return message
+        return codec.decode(data, message_type)
     if content_type == JSON:
-        try:
-            parsed: M = message_type.from_json(data.decode())  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise DecodeError(message_type, exc) from exc
-        return parsed
+        return codec.decode_json(data, message_type)
     raise DecodeError(message_type, ValueError(f"unsupported content type {content_type!r}"))
 
 
@@ -109,7 +102,7 @@ class Event(Generic[M]):
         broker: Broker | None = None,
     ) -> None:
         """Publish through ``broker`` (default: the process-wide one, ``MICRO_BROKER``)."""
-        target = broker if broker is not None else defaults.broker()
+        target = broker if broker is not None else broker_mod.default()
         built = self.message(message, metadata=metadata, content_type=content_type)
         await target.publish(built, durable=self.durable)
 

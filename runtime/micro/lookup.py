@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from micro.errors import Error, Status
+from micro.errors import Error
 from micro.registry import Node, NotFound, Registry, RegistryError
+from micro.status import Status
 
 __all__ = ["NodeCache"]
 

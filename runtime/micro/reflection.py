@@ -25,12 +25,12 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 import betterproto2
-from grpclib.const import Status
 
 from micro._protofiles import REFLECTION_V1, REFLECTION_V1ALPHA
 from micro.context import Context
 from micro.server import Handler
 from micro.spec import Kind, Method, ProtoFile, ServiceSpec
+from micro.status import Status
 
 __all__ = [
     "REFLECTION_SPEC",

@@ -12,9 +12,10 @@ import collections
 import os
 import random
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from micro._backends import Backends
 from micro.registry import Node
 
 __all__ = [
@@ -95,25 +96,18 @@ class RoundRobin:
         return "RoundRobin()"
 
 
-_SELECTORS: dict[str, Callable[[], Selector]] = {
-    "random": Random,
-    "roundrobin": RoundRobin,
-}
+_SELECTORS: Backends[Selector] = Backends(
+    "MICRO_SELECTOR",
+    DEFAULT_SELECTOR,
+    {"random": lambda environ: Random(), "roundrobin": lambda environ: RoundRobin()},
+)
 
 
 def selectors() -> list[str]:
     """Names accepted in ``MICRO_SELECTOR``."""
-    return sorted(_SELECTORS)
+    return _SELECTORS.names()
 
 
 def from_env(environ: Mapping[str, str] = os.environ) -> Selector:
     """Build the selector named by ``MICRO_SELECTOR`` (default ``random``)."""
-    raw = environ.get("MICRO_SELECTOR", "")
-    name = raw.strip().lower().replace("_", "").replace("-", "") or DEFAULT_SELECTOR
-    factory = _SELECTORS.get(name)
-    if factory is None:
-        raise ValueError(
-            f"unknown MICRO_SELECTOR={raw!r}; valid values: {', '.join(selectors())} "
-            f"(default: {DEFAULT_SELECTOR})"
-        )
-    return factory()
+    return _SELECTORS.from_env(environ)

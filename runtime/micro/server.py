@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from micro import errors
+from micro._chain import chain
 from micro.codec import DecodeError
 from micro.context import Context, reset_current, set_current
 from micro.spec import AnyMethod, ServiceSpec
@@ -101,20 +102,6 @@ async def _invoke(call: HandlerCall) -> Any:
     return result
 
 
-def _chain(middleware: Sequence[ServerMiddleware]) -> HandlerNext:
-    nxt: HandlerNext = _invoke
-    for mw in reversed(middleware):
-
-        def bind(mw: ServerMiddleware, nxt: HandlerNext) -> HandlerNext:
-            async def step(call: HandlerCall) -> Any:
-                return await mw(call, nxt)
-
-            return step
-
-        nxt = bind(mw, nxt)
-    return nxt
-
-
 async def _requests(inbound: InboundCall) -> AsyncIterator[Any]:
     while True:
         message = await inbound.recv()
@@ -134,7 +121,7 @@ class Dispatcher:
     def __init__(self, *, name: str, middleware: Sequence[ServerMiddleware] = ()) -> None:
         self._name = name
         self._routes: dict[str, tuple[AnyMethod, object]] = {}
-        self._chain = _chain(tuple(middleware))
+        self._chain = chain(tuple(middleware), _invoke)
         self.accepting: Callable[[AnyMethod], bool] = lambda method: True
         self.on_call_start: Callable[[AnyMethod], None] = lambda method: None
         self.on_call_end: Callable[[AnyMethod], None] = lambda method: None

@@ -31,16 +31,19 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from micro import defaults
+from micro import broker as broker_mod
+from micro import registry as registry_mod
+from micro import transport as transport_mod
 from micro._tasks import stop_if_cancelled
+from micro.address import advertised_host, format_address, parse_address
 from micro.broker import Broker, BrokerError, Subscription
 from micro.events import Event, EventHandler
 from micro.health import HEALTH_SPEC, HealthHandler, ServingStatus
 from micro.reflection import REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC, ReflectionHandler
-from micro.registry import Endpoint, Node, Registry, RegistryError, ServiceRecord
+from micro.registry import DEFAULT_TTL, Endpoint, Node, Registry, RegistryError, ServiceRecord
 from micro.server import Dispatcher, ServerMiddleware
 from micro.spec import AnyMethod, ServiceSpec
-from micro.transport import GrpclibServerTransport, ServerTransport, format_address, parse_address
+from micro.transport import ServerTransport, Transport
 
 __all__ = ["Hook", "Service", "StartError"]
 
@@ -51,8 +54,6 @@ Hook = Callable[["Service"], Awaitable[None] | None]
 
 M = TypeVar("M")
 F = TypeVar("F", bound=Callable[..., Awaitable[None]])
-
-DEFAULT_TTL = 15.0
 
 
 def _type_name(tp: type) -> str:
@@ -99,7 +100,10 @@ class StartError(Exception):
 
 
 class Service:
-    """A named service: ``handle()`` handlers, then ``async with`` / ``run()`` it."""
+    """A named service: ``handle()`` handlers, then ``async with`` / ``run()`` it.
+
+    ``registry`` and ``broker`` default to the process's (``MICRO_REGISTRY``,
+    ``MICRO_BROKER``), ``transport`` to ``MICRO_TRANSPORT`` (grpclib)."""
 
     def __init__(
         self,
@@ -116,6 +120,7 @@ class Service:
         register_interval: float | None = None,
         advertise: str | None = None,
         broker: Broker | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if not name:
             raise ValueError("a service needs a name")
@@ -126,6 +131,7 @@ class Service:
         self._advertise = advertise
         self._registry = registry
         self._broker = broker
+        self._wire = transport if transport is not None else transport_mod.from_env()
         self._subscribers: list[tuple[Event[Any], EventHandler[Any], str | None]] = []
         self._subscriptions: list[Subscription] = []
         self._on_start = list(on_start)
@@ -212,13 +218,13 @@ class Service:
     @property
     def broker(self) -> Broker:
         if self._broker is None:
-            self._broker = defaults.broker()
+            self._broker = broker_mod.default()
         return self._broker
 
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = defaults.registry()
+            self._registry = registry_mod.default()
         return self._registry
 
     @property
@@ -264,7 +270,7 @@ class Service:
     async def start(self) -> None:
         if self._transport is not None:
             raise RuntimeError("the service is already started")
-        transport = GrpclibServerTransport(self._dispatcher.routes, self._dispatcher.dispatch)
+        transport = self._wire.server(self._dispatcher.routes, self._dispatcher.dispatch)
         try:
             host, port = await transport.start(*self._bind)
         except OSError as exc:
@@ -274,7 +280,7 @@ class Service:
             ) from exc
         self._transport = transport
         self._draining = False
-        self._address = format_address(self._advertise or _advertised_host(host), port)
+        self._address = format_address(self._advertise or advertised_host(host), port)
         self.health.set("", ServingStatus.SERVING)
         for spec in self._specs:
             self.health.set(spec.name, ServingStatus.SERVING)
@@ -405,19 +411,3 @@ class Service:
 
     def __repr__(self) -> str:
         return f"Service({self.name!r}, id={self.id!r}, address={self._address!r})"
-
-
-def _advertised_host(host: str) -> str:
-    """A reachable host for a bind host: wildcard binds advertise an outbound interface."""
-    if host not in ("0.0.0.0", "::", ""):
-        return host
-    import socket
-
-    family = socket.AF_INET6 if host == "::" else socket.AF_INET
-    probe = ("2001:db8::1", 80) if family == socket.AF_INET6 else ("192.0.2.1", 80)
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.connect(probe)  # no packet is sent for UDP connect
-            return str(s.getsockname()[0])
-    except OSError:
-        return "::1" if family == socket.AF_INET6 else "127.0.0.1"

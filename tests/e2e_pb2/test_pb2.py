@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import micro
 from golden.streaming.v1 import EchoRequest
 from golden.streaming.v1.streaming_micro import StreamerClient
 from micro.registry.local import LocalRegistry
+from tests.cli.helpers import micro as micro_cli
 from tests.cluster import Cluster
+from tests.gateway.procs import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 PB2_APP = "tests.e2e_pb2.server"
@@ -66,3 +70,17 @@ async def test_betterproto2_client_calls_a_pb2_server(cluster: Cluster) -> None:
         )
     assert reply.text == "x from p"
     assert reply.metadata["x-user"] == "bp"
+
+
+def test_pb2_subscriber_receives_json_events_from_micro_publish(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`micro publish` sends proto3 JSON; a `_pb2` subscriber decodes it (it used to drop
+    every such event: JSON went through betterproto2's methods only)."""
+    monkeypatch.setenv("PB2_TOPIC", "pb2.greetings")
+    cluster.start("pb2", "a", app=PB2_APP)
+    for text in ("hello", "again"):
+        sent = micro_cli(cluster, "publish", "pb2.greetings", json.dumps({"text": text}))
+        assert sent.returncode == 0, sent.stderr
+    eventually(lambda: len(cluster.events()) >= 2, what="two events delivered")
+    assert cluster.events() == ["a hello", "a again"]

@@ -45,12 +45,47 @@ def test_grpc_status_to_code_and_back() -> None:
     for status in Status:
         code = errors.code_for(status)
         assert 200 <= code < 600
-    assert errors.code_for(Status.DEADLINE_EXCEEDED) == 408
+    # one table (micro.status), Google's mapping: a bare DEADLINE_EXCEEDED is 504, while
+    # an HTTP-only code such as 408 (errors.timeout) still travels as DEADLINE_EXCEEDED
+    assert errors.code_for(Status.DEADLINE_EXCEEDED) == 504
+    assert errors.code_for(Status.FAILED_PRECONDITION) == 400
     assert errors.code_for(Status.UNAVAILABLE) == 503
     assert errors.code_for(Status.UNKNOWN) == 500
     assert errors.grpc_status_for(418) is Status.UNKNOWN
-    for code in (400, 401, 403, 404, 408, 409, 429, 500, 501, 503):
+    for code, status in (
+        (405, "UNIMPLEMENTED"),
+        (408, "DEADLINE_EXCEEDED"),
+        (412, "FAILED_PRECONDITION"),
+        (416, "OUT_OF_RANGE"),
+    ):
+        assert errors.grpc_status_for(code) is Status[status]
+    for code in (400, 401, 403, 404, 409, 429, 499, 500, 501, 503, 504):
         assert errors.code_for(errors.grpc_status_for(code)) == code
+
+
+def test_status_is_micros_own_enum_with_the_grpc_values() -> None:
+    import micro.status
+
+    assert Status is micro.status.Status
+    assert [(s.name, s.value) for s in Status][:5] == [
+        ("OK", 0),
+        ("CANCELLED", 1),
+        ("UNKNOWN", 2),
+        ("INVALID_ARGUMENT", 3),
+        ("DEADLINE_EXCEEDED", 4),
+    ]
+    assert Status.UNAUTHENTICATED == 16 and len(Status) == 17
+
+
+def test_origin_says_where_an_error_came_from() -> None:
+    assert errors.not_found("svc", "x").origin is errors.Origin.LOCAL
+    remote = errors.from_grpc(
+        Status.NOT_FOUND, "gone", {"micro-error": Error("svc", 404, "gone").to_json()}
+    )
+    assert remote.origin is errors.Origin.REMOTE
+    bare = errors.from_grpc(Status.NOT_FOUND, "gone", {})
+    assert bare.origin is errors.Origin.STATUS
+    assert pickle.loads(pickle.dumps(bare)).origin is errors.Origin.STATUS
 
 
 def test_json_round_trip_and_equality() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 import micro
 from golden.streaming.v1 import EchoRequest
-from micro import defaults
+from micro import broker as broker_mod
 from micro.broker import JSON, BrokerError, Message
 from micro.broker.embedded import EmbeddedBroker
 from micro.registry import MemoryRegistry
@@ -134,7 +134,7 @@ async def test_the_default_broker_is_used_without_one(
 ) -> None:
     registry, broker = parts
     got: list[str] = []
-    defaults.set_broker(broker)
+    broker_mod.set_default(broker)
     try:
         service = micro.Service("events", registry=registry)
 
@@ -147,7 +147,7 @@ async def test_the_default_broker_is_used_without_one(
             await ECHOED.publish(EchoRequest(text="via default"))
             await until(lambda: got == ["via default"])
     finally:
-        defaults.set_broker(None)
+        broker_mod.set_default(None)
 
 
 def test_configuration_errors_are_clear() -> None:

@@ -14,7 +14,7 @@ from echo_kit import ECHO_SPEC, Echo, EchoClient, EchoReply, EchoRequest, servin
 
 import micro
 import micro.client
-from micro import defaults
+from micro import registry as registry_mod
 from micro.errors import Status
 from micro.health import ServingStatus
 from micro.registry import MemoryRegistry, Node, NotFound, ServiceRecord
@@ -278,9 +278,9 @@ async def test_serve_stops_gracefully_on_sigterm() -> None:
 @pytest.fixture
 def memory_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MICRO_REGISTRY", "memory")
-    defaults.set_registry(None)
+    registry_mod.set_default(None)
     yield
-    defaults.set_registry(None)
+    registry_mod.set_default(None)
 
 
 async def test_default_client_and_registry_from_env(memory_env: None) -> None:

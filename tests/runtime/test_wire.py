@@ -11,6 +11,7 @@ import pytest
 from echo_kit import ECHO, EchoClient, EchoRequest, serving
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Handler
+from grpclib.const import Status as GrpclibStatus
 from grpclib.encoding.base import CodecBase
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server, Stream
@@ -56,7 +57,7 @@ async def test_garbage_request_answers_invalid_argument_and_server_keeps_serving
     async with serving() as svc:
         with pytest.raises(GRPCError) as info:
             await _raw_unary(svc.address, ECHO.path, junk)
-        assert info.value.status is Status.INVALID_ARGUMENT
+        assert info.value.status is GrpclibStatus.INVALID_ARGUMENT
         assert "cannot decode EchoRequest" in (info.value.message or "")
         # a valid request on the very same kind of raw connection still works
         reply = await _raw_unary(svc.address, ECHO.path, bytes(EchoRequest(text="fine")))
@@ -80,7 +81,7 @@ async def test_garbage_in_a_client_stream_answers_invalid_argument() -> None:
                     await stream.send_message(bytes(EchoRequest(text="a")))
                     await stream.send_message(b"\x08\x99", end=True)
                     await stream.recv_message()
-            assert info.value.status is Status.INVALID_ARGUMENT
+            assert info.value.status is GrpclibStatus.INVALID_ARGUMENT
         finally:
             channel.close()
 
@@ -104,7 +105,7 @@ class _PlainServer:
 
     async def denied(self, stream: Stream[Any, Any]) -> None:
         await stream.recv_message()
-        raise GRPCError(Status.PERMISSION_DENIED, "nope, not you")
+        raise GRPCError(GrpclibStatus.PERMISSION_DENIED, "nope, not you")
 
     async def slow(self, stream: Stream[Any, Any]) -> None:
         await stream.recv_message()
@@ -113,7 +114,7 @@ class _PlainServer:
     async def expired(self, stream: Stream[Any, Any]) -> None:
         # what a grpclib server sends when its deadline timer fires: a bare status
         await stream.recv_message()
-        raise GRPCError(Status.DEADLINE_EXCEEDED)
+        raise GRPCError(GrpclibStatus.DEADLINE_EXCEEDED)
 
     async def silent(self, stream: Stream[Any, Any]) -> None:
         # served as a stream of zero replies: status OK and no message, which grpclib

@@ -30,27 +30,27 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import betterproto2
 
-from micro import defaults, errors
-from micro.broker import Delivery, Handler, Message, check_topic, run_handler
+from micro import errors
+from micro import registry as registry_mod
+from micro import transport as transport_mod
+from micro.address import format_address
+from micro.broker._types import Delivery, Handler, Message, check_topic, run_handler
+from micro.client import Client
 from micro.context import Context
-from micro.errors import Error, Status
-from micro.registry import Node, Registry, ServiceRecord
+from micro.errors import Error
+from micro.registry import DEFAULT_TTL, Node, Registry, ServiceRecord
 from micro.server import Dispatcher
 from micro.spec import Kind, Method, ServiceSpec
-from micro.transport import GrpclibServerTransport, format_address
-
-if TYPE_CHECKING:
-    from micro.client import Client
+from micro.status import Status
+from micro.transport import ServerTransport, Transport
 
 __all__ = ["DELIVER", "EmbeddedBroker", "Envelope", "topic_service"]
 
 log = logging.getLogger("micro.broker")
 
-DEFAULT_TTL = 15.0
 QUEUE_SIZE = 1024
 
 
@@ -147,7 +147,9 @@ class EmbeddedBroker:
 
     ``registry``: where subscriptions are registered (default: the process-wide one);
     ``host``: the interface the broker endpoint binds (default ``127.0.0.1``; bind a
-    reachable one only if the registry spans machines); ``timeout``: per hand-over."""
+    reachable one only if the registry spans machines); ``timeout``: per hand-over;
+    ``transport``: the gRPC implementation of the hand-over, both ways (default:
+    ``MICRO_TRANSPORT``)."""
 
     def __init__(
         self,
@@ -156,13 +158,15 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         ttl: float = DEFAULT_TTL,
         timeout: float = 10.0,
+        transport: Transport | None = None,
     ) -> None:
         self._registry = registry
+        self._transport = transport if transport is not None else transport_mod.from_env()
         self._host = host
         self._ttl = ttl
         self._timeout = timeout
         self._subs: dict[str, _Subscription] = {}
-        self._server: GrpclibServerTransport | None = None
+        self._server: ServerTransport | None = None
         self._address: str | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._client: Client | None = None
@@ -172,14 +176,12 @@ class EmbeddedBroker:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = defaults.registry()
+            self._registry = registry_mod.default()
         return self._registry
 
     def _client_for(self) -> Client:
         if self._client is None:
-            from micro.client import Client
-
-            self._client = Client(registry=self.registry, retries=0)
+            self._client = Client(registry=self.registry, retries=0, transport=self._transport)
         return self._client
 
     # -- receiving ---------------------------------------------------------------------
@@ -191,7 +193,7 @@ class EmbeddedBroker:
             if self._address is None:
                 dispatcher = Dispatcher(name="micro.broker")
                 dispatcher.add(BROKER_SPEC, _Receiver(self))
-                server = GrpclibServerTransport(dispatcher.routes, dispatcher.dispatch)
+                server = self._transport.server(dispatcher.routes, dispatcher.dispatch)
                 host, port = await server.start(self._host, 0)
                 self._server, self._address = server, format_address(host, port)
                 self._heartbeat = asyncio.create_task(self._beat())

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from micro._nats import LoopConnection, NatsUnavailable
 from micro._tasks import stop_if_cancelled
-from micro.broker import (
+from micro.broker._types import (
     BrokerError,
     Delivery,
     Handler,

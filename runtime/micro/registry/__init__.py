@@ -11,9 +11,12 @@ Backends: ``memory`` (:class:`MemoryRegistry`, in-process), ``local``
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping
 
+from micro._backends import Backends
 from micro.registry._types import (
+    DEFAULT_TTL,
     DEFAULT_VERSION,
     Endpoint,
     Event,
@@ -27,7 +30,7 @@ from micro.registry._types import (
     ServiceRecord,
     Watcher,
 )
-from micro.registry.local import DEFAULT_TTL, LocalRegistry, RegistryBusy, default_path
+from micro.registry.local import LocalRegistry, RegistryBusy, default_path
 from micro.registry.memory import MemoryRegistry
 
 __all__ = [
@@ -50,10 +53,12 @@ __all__ = [
     "ServiceRecord",
     "Watcher",
     "backends",
+    "default",
     "default_path",
     "from_env",
     "heartbeat_interval",
     "register_backend",
+    "set_default",
 ]
 
 DEFAULT_BACKEND = "local"
@@ -76,24 +81,19 @@ def _nats(environ: Mapping[str, str]) -> Registry:
     return NatsRegistry(environ.get("MICRO_REGISTRY_ADDRESS") or None)
 
 
-_BACKENDS: dict[str, RegistryFactory] = {
-    "memory": _memory,
-    "local": _local,
-    "nats": _nats,
-}
+_BACKENDS: Backends[Registry] = Backends(
+    "MICRO_REGISTRY", DEFAULT_BACKEND, {"memory": _memory, "local": _local, "nats": _nats}
+)
 
 
 def register_backend(name: str, factory: RegistryFactory) -> None:
     """Make ``MICRO_REGISTRY=<name>`` build a registry with ``factory(environ)``."""
-    key = name.strip().lower()
-    if not key:
-        raise ValueError("registry backend name must be non-empty")
-    _BACKENDS[key] = factory
+    _BACKENDS.register(name, factory)
 
 
 def backends() -> list[str]:
     """Names accepted in ``MICRO_REGISTRY``."""
-    return sorted(_BACKENDS)
+    return _BACKENDS.names()
 
 
 def from_env(environ: Mapping[str, str] = os.environ) -> Registry:
@@ -101,15 +101,32 @@ def from_env(environ: Mapping[str, str] = os.environ) -> Registry:
 
     ``MICRO_REGISTRY_PATH`` overrides the database path of the ``local`` backend.
     """
-    raw = environ.get("MICRO_REGISTRY", "")
-    name = raw.strip().lower() or DEFAULT_BACKEND
-    factory = _BACKENDS.get(name)
-    if factory is None:
-        raise ValueError(
-            f"unknown MICRO_REGISTRY={raw!r}; valid values: {', '.join(backends())} "
-            f"(default: {DEFAULT_BACKEND})"
-        )
-    return factory(environ)
+    return _BACKENDS.from_env(environ)
+
+
+_lock = threading.Lock()
+_default: Registry | None = None
+
+
+def default() -> Registry:
+    """The process-wide registry: :func:`from_env`, built on first use.
+
+    One per process, not per event loop (unlike brokers and clients): every backend binds
+    its connections to the running loop itself, and sharing it is what lets the services
+    and clients of one process (``MICRO_REGISTRY=memory``, a sync client's loop) see
+    each other."""
+    global _default
+    with _lock:
+        if _default is None:
+            _default = from_env()
+        return _default
+
+
+def set_default(registry: Registry | None) -> None:
+    """Replace (or with ``None`` reset) the process-wide registry."""
+    global _default
+    with _lock:
+        _default = registry
 
 
 def heartbeat_interval(ttl: float = DEFAULT_TTL) -> float:

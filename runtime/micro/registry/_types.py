@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 __all__ = [
+    "DEFAULT_TTL",
     "DEFAULT_VERSION",
     "Endpoint",
     "Event",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 DEFAULT_VERSION = "latest"
+#: seconds a node's lease lasts without a heartbeat, for services and broker subscriptions
+DEFAULT_TTL = 15.0
 
 
 class RegistryError(Exception):

@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 
 from micro._aclosing import AsyncClosing
 from micro.registry._types import (
+    DEFAULT_TTL,
     Endpoint,
     Event,
     FrozenMap,
@@ -73,7 +74,6 @@ __all__ = [
 
 log = logging.getLogger("micro.registry")
 
-DEFAULT_TTL = 15.0
 DEFAULT_POLL_INTERVAL = 0.25
 DEFAULT_BUSY_TIMEOUT = 5.0
 SCHEMA_VERSION = 1

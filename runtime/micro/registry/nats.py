@@ -38,6 +38,7 @@ from micro._aclosing import AsyncClosing
 from micro._nats import LoopConnection, NatsUnavailable
 from micro._tasks import stop_if_cancelled
 from micro.registry._types import (
+    DEFAULT_TTL,
     Event,
     NotFound,
     RegistryClosed,
@@ -56,7 +57,6 @@ __all__ = ["DEFAULT_BUCKET", "DEFAULT_TTL", "NatsRegistry"]
 log = logging.getLogger("micro.registry")
 
 DEFAULT_BUCKET = "micro_registry"
-DEFAULT_TTL = 15.0
 #: how long a lookup waits for the mirror's first snapshot, or for a read-through
 SYNC_TIMEOUT = 5.0
 #: the server drops a watch's consumer this long after nobody listens (nats-py's

@@ -1,8 +1,9 @@
 """The transport boundary: what the server dispatcher and the client need from HTTP/2.
 
-Nothing outside :mod:`micro.transport` imports grpclib's client/server machinery; the
-dispatcher (:mod:`micro.server`) and the client (:mod:`micro.client`) speak only
-these Protocols.
+Nothing outside :mod:`micro.transport` imports a gRPC library; the dispatcher
+(:mod:`micro.server`), the service, the embedded broker and the client (:mod:`micro.client`)
+speak only these Protocols. A :class:`Transport` builds both sides; ``Service`` and
+``Client`` take one (``transport=``, default from ``MICRO_TRANSPORT``).
 
 Server side: a :class:`ServerTransport` is built from the routes (gRPC path ->
 :class:`~micro.spec.Method`) and a :data:`Dispatch` coroutine; it calls
@@ -16,14 +17,21 @@ expiry 408/``DEADLINE_EXCEEDED``, undecodable responses 500/``INTERNAL``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from micro.errors import Error
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod
 
-__all__ = ["ClientTransport", "Dispatch", "InboundCall", "OutboundCall", "ServerTransport"]
+__all__ = [
+    "ClientTransport",
+    "Dispatch",
+    "InboundCall",
+    "OutboundCall",
+    "ServerTransport",
+    "Transport",
+]
 
 
 class InboundCall(Protocol):
@@ -125,3 +133,18 @@ class ClientTransport(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """One implementation of gRPC on the wire: it builds servers and clients."""
+
+    @property
+    def name(self) -> str: ...
+
+    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> ServerTransport:
+        """A server for ``routes`` (gRPC path -> Method) calling ``dispatch`` per RPC."""
+        ...
+
+    def client(self) -> ClientTransport:
+        """A client side, holding its own connections until ``close()``."""
+        ...

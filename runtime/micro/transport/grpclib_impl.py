@@ -14,25 +14,25 @@ from typing import Any
 import h2.exceptions
 from grpclib.client import Channel
 from grpclib.client import Stream as ClientStream
-from grpclib.const import Cardinality, Handler, Status
+from grpclib.const import Cardinality, Handler
+from grpclib.const import Status as GrpclibStatus
+from grpclib.encoding.base import CodecBase
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 from grpclib.metadata import decode_grpc_message, decode_metadata
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server
 from grpclib.server import Stream as ServerStream
 
-from micro.codec import DecodeError, EncodeError, MessageCodec
+from micro import codec
+from micro.address import format_address, parse_address
+from micro.codec import DecodeError, EncodeError
 from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
+from micro.status import Status
 from micro.transport.base import Dispatch
 
-__all__ = [
-    "GrpclibClientTransport",
-    "GrpclibServerTransport",
-    "format_address",
-    "parse_address",
-]
+__all__ = ["GrpclibClientTransport", "GrpclibServerTransport", "GrpclibTransport"]
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +46,16 @@ _CARDINALITY = {
 }
 
 
-def parse_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` / ``"[v6]:port"`` -> (host, port)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"address must be 'host:port', got {address!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
+class _Codec(CodecBase):
+    """grpclib's codec interface (content subtype ``proto``) over :mod:`micro.codec`."""
 
+    __content_subtype__ = "proto"
 
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return codec.encode(message, message_type)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        return codec.decode(data, message_type)
 
 
 # -- server ---------------------------------------------------------------------------
@@ -118,7 +116,7 @@ class _InboundCall:
                 await self._stream.send_trailing_metadata(metadata=trailers)
             else:
                 await self._stream.send_trailing_metadata(
-                    status=error.grpc_status,
+                    status=GrpclibStatus(error.grpc_status.value),
                     status_message=error.detail,
                     metadata=[*trailers, (ERROR_METADATA_KEY, error.to_json())],
                 )
@@ -194,7 +192,7 @@ class GrpclibServerTransport:
             raise RuntimeError("transport already started")
         sock = _listen(host, port)
         try:
-            server = _Server([self], codec=MessageCodec())
+            server = _Server([self], codec=_Codec())
             await server.start(sock=sock)
         except BaseException:
             sock.close()
@@ -273,7 +271,7 @@ class _OutboundCall:
         """``exc``, raised by grpclib, h2 or the codec, as the micro Error it means."""
         if isinstance(exc, GRPCError):
             self._finished = True
-            error = from_grpc(exc.status, exc.message, self._stream.trailing_metadata)
+            error = from_grpc(Status(exc.status.value), exc.message, self._stream.trailing_metadata)
             if error.grpc_status is Status.DEADLINE_EXCEEDED and not (error.id or error.detail):
                 # A bare status, as grpclib servers send when their deadline timer beats
                 # ours: the same error as ours, whichever fired first.
@@ -449,7 +447,7 @@ class GrpclibClientTransport:
     def __init__(self) -> None:
         self._channels: dict[str, Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._codec = MessageCodec()
+        self._codec = _Codec()
 
     def _channel(self, address: str) -> Channel:
         loop = asyncio.get_running_loop()
@@ -477,11 +475,20 @@ class GrpclibClientTransport:
     ) -> _OutboundCall:
         return _OutboundCall(self._channel(address), address, method, metadata, deadline)
 
-    def forget(self, address: str) -> None:
-        """Close and drop the channel to ``address`` (e.g. after its node died)."""
-        channel = self._channels.pop(address, None)
-        if channel is not None:
-            channel.close()
-
     async def close(self) -> None:
         self._discard()
+
+
+class GrpclibTransport:
+    """gRPC over grpclib (pure Python HTTP/2 on plain TCP): ``MICRO_TRANSPORT=grpclib``."""
+
+    name = "grpclib"
+
+    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> GrpclibServerTransport:
+        return GrpclibServerTransport(routes, dispatch)
+
+    def client(self) -> GrpclibClientTransport:
+        return GrpclibClientTransport()
+
+    def __repr__(self) -> str:
+        return "GrpclibTransport()"

@@ -1,0 +1,154 @@
+"""The broker's types: :class:`Broker`, :class:`Message`, :class:`Delivery`, ...
+
+Backends import these from here; :mod:`micro.broker` re-exports them with the backend
+table.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from micro.registry import FrozenMap
+
+__all__ = [
+    "JSON",
+    "PROTOBUF",
+    "Broker",
+    "BrokerError",
+    "Delivery",
+    "Handler",
+    "Message",
+    "Subscription",
+    "check_topic",
+    "run_handler",
+]
+
+log = logging.getLogger("micro.broker")
+
+PROTOBUF = "application/protobuf"
+JSON = "application/json"
+
+_TOPIC = re.compile(r"[^\s.*>]+(\.[^\s.*>]+)*")
+
+
+class BrokerError(Exception):
+    """The broker cannot do what was asked (unreachable server, bad topic, ...)."""
+
+
+def check_topic(topic: str) -> str:
+    """A topic is dot-separated tokens without whitespace or the wildcards ``*`` ``>``."""
+    if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
+        raise BrokerError(
+            f"invalid topic {topic!r}: use dot-separated words without spaces or wildcards"
+        )
+    return topic
+
+
+@dataclass(frozen=True)
+class Message:
+    """What travels on a topic: payload bytes, how they are encoded, and metadata."""
+
+    topic: str
+    data: bytes
+    content_type: str = PROTOBUF
+    metadata: Mapping[str, str] = field(default_factory=FrozenMap)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", FrozenMap.of(self.metadata))
+
+
+class Delivery:
+    """One message handed to one subscription handler.
+
+    ``ack()`` / ``nack()`` settle it; only the first call counts. On an at-most-once
+    backend both are no-ops. ``redelivered`` is true when a durable backend delivers the
+    message again (after a nack, a crash or an ack timeout)."""
+
+    def __init__(self, message: Message, *, redelivered: bool = False) -> None:
+        self.message = message
+        self.redelivered = redelivered
+        self.settled = False
+
+    async def ack(self) -> None:
+        if not self.settled:
+            self.settled = True
+            await self._ack()
+
+    async def nack(self, delay: float | None = None) -> None:
+        """Ask for redelivery (after ``delay`` seconds, or the backend's default)."""
+        if not self.settled:
+            self.settled = True
+            await self._nack(delay)
+
+    async def _ack(self) -> None:
+        return None
+
+    async def _nack(self, delay: float | None) -> None:
+        return None
+
+
+#: A subscription handler.
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+async def run_handler(handler: Handler, delivery: Delivery, where: str) -> bool:
+    """Run ``handler``; ack if it returned unsettled, log and nack if it raised.
+
+    Returns whether the handler succeeded. Used by every backend."""
+    try:
+        await handler(delivery)
+    except Exception:
+        log.exception("%s: subscriber for %r failed", where, delivery.message.topic)
+        try:
+            await delivery.nack()
+        except Exception:
+            log.warning("%s: nack failed", where, exc_info=True)
+        return False
+    try:
+        await delivery.ack()
+    except Exception:
+        log.warning("%s: ack failed", where, exc_info=True)
+    return True
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def queue(self) -> str | None: ...
+
+    async def unsubscribe(self) -> None:
+        """Stop receiving; handlers already running finish first. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    async def publish(self, message: Message, *, durable: bool = False) -> None:
+        """Send ``message`` to its topic. ``durable``: return only once the backend has
+        stored it (durable backends); others deliver at most once and ignore it."""
+        ...
+
+    async def subscribe(
+        self,
+        topic: str,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        durable: bool = False,
+    ) -> Subscription:
+        """Call ``handler`` for each message on ``topic``. Subscriptions sharing a
+        ``queue`` name split the messages (each goes to one of them); without a queue
+        every subscription gets every message. ``durable`` (needs a queue): messages are
+        kept until a member of the queue acks them."""
+        ...
+
+    async def close(self) -> None:
+        """Unsubscribe everything and disconnect. The broker reconnects if used again."""
+        ...

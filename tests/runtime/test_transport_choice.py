@@ -1,0 +1,73 @@
+"""Service, Client and the embedded broker take a transport (``transport=`` or
+``MICRO_TRANSPORT``), and use it for both sides of every call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+from echo_kit import ECHO, EchoReply, EchoRequest, serving
+
+import micro
+from micro import transport
+from micro.broker.embedded import EmbeddedBroker
+from micro.spec import AnyMethod
+from micro.transport import ClientTransport, Dispatch, GrpclibTransport, ServerTransport
+
+
+class Counting:
+    """A transport that counts the servers and clients it builds (over grpclib)."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.inner = GrpclibTransport()
+        self.servers = 0
+        self.clients = 0
+
+    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> ServerTransport:
+        self.servers += 1
+        return self.inner.server(routes, dispatch)
+
+    def client(self) -> ClientTransport:
+        self.clients += 1
+        return self.inner.client()
+
+
+async def test_service_and_client_use_the_transport_they_are_given() -> None:
+    wire = Counting()
+    async with serving(transport=wire) as svc:
+        assert wire.servers == 1
+        async with micro.Client(registry=micro.MemoryRegistry(), transport=wire) as client:
+            reply = await client.unary(ECHO, EchoRequest(text="hi"), address=svc.address)
+        assert isinstance(reply, EchoReply) and reply.text == "hi"
+        assert wire.clients == 1
+
+
+async def test_the_embedded_broker_serves_and_hands_over_on_its_transport() -> None:
+    wire = Counting()
+    registry = micro.MemoryRegistry()
+    subscriber = EmbeddedBroker(registry, transport=wire)
+    publisher = EmbeddedBroker(registry, transport=wire)
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handle(delivery: micro.Delivery) -> None:
+        await got.put(delivery.message.data)
+
+    try:
+        await subscriber.subscribe("t.choice", handle)
+        await publisher.publish(micro.Message("t.choice", b"payload"))
+        assert await asyncio.wait_for(got.get(), 10) == b"payload"
+        # one server (the subscriber's endpoint), the publisher's client made the hand-over
+        assert wire.servers == 1 and wire.clients >= 1
+    finally:
+        await publisher.close()
+        await subscriber.close()
+
+
+def test_micro_transport_picks_the_default_and_rejects_unknown_names() -> None:
+    assert isinstance(transport.from_env({}), GrpclibTransport)
+    assert isinstance(transport.from_env({"MICRO_TRANSPORT": " GRPCLIB "}), GrpclibTransport)
+    with pytest.raises(ValueError, match="unknown MICRO_TRANSPORT='bogus'; valid values: grpclib"):
+        transport.from_env({"MICRO_TRANSPORT": "bogus"})
