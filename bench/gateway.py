@@ -86,7 +86,7 @@ def run(rounds: int, spec: GatewaySpec, log: Callable[[str], None] = print) -> G
             [sys.executable, "-m", "bench.gateway_worker", "serve", SERVICE], env, "READY "
         )
         gateway, url = spawn(
-            [sys.executable, "-m", "protoc_gen_micro.cli", "api", "--address", "127.0.0.1:0"],
+            [sys.executable, "-m", "micro.cli", "api", "--address", "127.0.0.1:0"],
             env,
             LISTENING,
         )

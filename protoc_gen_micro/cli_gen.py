@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
+from micro.cli.exits import CliError, UsageFailure
+
 from . import gen
-from .cli import CliError, UsageFailure
 from .config import ConfigError, MicroConfig, find_project, load
 from .protoc import ProtocError
 
@@ -61,6 +62,3 @@ def gen_command(check: bool, project: Path | None) -> None:
         click.echo(f"{out}/: " + ", ".join(f"{len(n)} {w}" for w, n in counts.items() if n))
     else:
         click.echo(f"{out}/ is up to date")
-
-
-COMMANDS = (gen_command,)

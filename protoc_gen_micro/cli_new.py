@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .cli import UsageFailure
+from micro.cli.exits import UsageFailure
+
 from .scaffold import (
     MicroSource,
     ScaffoldError,
@@ -77,6 +78,3 @@ def new(
     click.echo("  python3 -m venv .venv")
     click.echo("  make install test")
     click.echo("  make run     # and `make client` in another terminal")
-
-
-COMMANDS = (new,)

@@ -6,7 +6,7 @@ mostly use :class:`Service`, :class:`Client`, :mod:`micro.errors` and :class:`Co
 
 from micro import errors, sync
 from micro.broker import Broker, Delivery, Message
-from micro.client import Client, ClientCall, ClientMiddleware, ClientNext
+from micro.client import Client, ClientCall, ClientMiddleware, ClientNext, Reply
 from micro.context import Context
 from micro.errors import Error
 from micro.events import Event
@@ -46,6 +46,7 @@ __all__ = [
     "ProtoFile",
     "Random",
     "Registry",
+    "Reply",
     "RoundRobin",
     "Selector",
     "ServerMiddleware",

@@ -21,11 +21,12 @@ outermost::
 
 ``next(call)`` performs the call (with its retries). For unary and client-streaming
 calls it returns the response, and ``call.headers`` / ``call.trailers`` hold the
-response metadata afterwards. For server-streaming calls it returns once the stream
-is open (the first response received, so ``call.headers`` are there); for
-bidi-streaming once the request headers were sent (``call.headers`` come with the
-first response); the return value is then an internal handle to pass through
-unchanged. A stream's ``call.trailers`` are there once it ended.
+response metadata afterwards (callers get them with :meth:`Client.unary_reply` and
+:meth:`Client.client_stream_reply`, which return a :class:`Reply`). For server-streaming
+calls it returns once the stream is open (the first response received, so
+``call.headers`` are there); for bidi-streaming once the request headers were sent
+(``call.headers`` come with the first response); the return value is then an internal
+handle to pass through unchanged. A stream's ``call.trailers`` are there once it ended.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import time
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from micro import registry as registry_mod
 from micro import transport as transport_mod
@@ -53,7 +54,7 @@ from micro.status import Status
 from micro.streams import BidiStream, ServerStream
 from micro.transport import ClientTransport, OutboundCall, Transport
 
-__all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "default"]
+__all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "Reply", "default"]
 
 CLIENT_ID = "micro.client"
 
@@ -86,6 +87,20 @@ class ClientCall:
     @property
     def trailers(self) -> MetadataView | None:
         return None if self._outbound is None else self._outbound.trailers
+
+
+@dataclass(frozen=True)
+class Reply(Generic[Resp]):
+    """A unary or client-streaming call's response message with its response metadata."""
+
+    message: Resp
+    headers: MetadataView
+    trailers: MetadataView
+
+    @classmethod
+    def of(cls, message: Resp, call: ClientCall) -> Reply[Resp]:
+        empty = MetadataView()
+        return cls(message, call.headers or empty, call.trailers or empty)
 
 
 ClientNext: TypeAlias = Callable[[ClientCall], Awaitable[Any]]
@@ -260,6 +275,21 @@ class Client(AsyncClosing):
         response: Resp = await self._through_middleware(call, self._unary_call)
         return response
 
+    async def unary_reply(
+        self,
+        method: Method[Req, Resp],
+        request: Req,
+        *,
+        service: str | None = None,
+        address: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Reply[Resp]:
+        """Call a unary method; returns the response message with its headers and trailers."""
+        call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
+        response: Resp = await self._through_middleware(call, self._unary_call)
+        return Reply.of(response, call)
+
     async def _unary_call(self, call: ClientCall) -> Any:
         outbound, reply = await self._attempt(call, _exchange_unary)
         await outbound.aclose()
@@ -307,6 +337,28 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> Resp:
         """Send every request of ``requests``, then return the single response."""
+        return (
+            await self.client_stream_reply(
+                method,
+                requests,
+                service=service,
+                address=address,
+                timeout=timeout,
+                metadata=metadata,
+            )
+        ).message
+
+    async def client_stream_reply(
+        self,
+        method: Method[Req, Resp],
+        requests: Iterable[Req] | AsyncIterable[Req],
+        *,
+        service: str | None = None,
+        address: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Reply[Resp]:
+        """Like :meth:`client_stream`, with the response's headers and trailers."""
         call = self._new_call(
             method, requests, service, address, timeout, metadata, Kind.CLIENT_STREAM
         )
@@ -341,7 +393,7 @@ class Client(AsyncClosing):
             return reply
 
         response: Resp = await self._through_middleware(call, last)
-        return response
+        return Reply.of(response, call)
 
     def bidi_stream(
         self,

@@ -20,7 +20,50 @@ from contextlib import contextmanager
 from micro.metadata import Metadata, MetadataView, Pairs, is_valid, to_pairs
 from micro.spec import AnyMethod
 
-__all__ = ["Context", "current", "outgoing_deadline", "outgoing_metadata", "use"]
+__all__ = [
+    "Context",
+    "ResponseMetadata",
+    "current",
+    "outgoing_deadline",
+    "outgoing_metadata",
+    "use",
+]
+
+
+class ResponseMetadata:
+    """The metadata a call answers with: headers, sent once before the first response
+    message (or with an error status, if no message was sent), and trailers, sent with
+    the final status. The server side sends it; handlers add to it through their
+    :class:`Context` (``set_header`` / ``set_trailer``) or ``context.response``."""
+
+    __slots__ = ("_headers", "_headers_sent", "_trailers")
+
+    def __init__(self) -> None:
+        self._headers: Pairs = []
+        self._trailers: Pairs = []
+        self._headers_sent = False
+
+    @property
+    def headers_sent(self) -> bool:
+        return self._headers_sent
+
+    def add_header(self, key: str, value: str | bytes) -> None:
+        """Add a header; only before the headers are sent."""
+        if self._headers_sent:
+            raise RuntimeError("response headers were already sent")
+        self._headers.extend(to_pairs([(key, value)]))
+
+    def add_trailer(self, key: str, value: str | bytes) -> None:
+        self._trailers.extend(to_pairs([(key, value)]))
+
+    def send_headers(self) -> Pairs:
+        """The headers, now marked as sent (what the server sends with the first message)."""
+        self._headers_sent = True
+        return list(self._headers)
+
+    @property
+    def trailers(self) -> Pairs:
+        return list(self._trailers)
 
 
 class Context:
@@ -31,19 +74,12 @@ class Context:
     * ``peer``: the caller's ``host:port`` (``""`` if unknown);
     * ``method``: the :class:`~micro.spec.Method` being served.
 
-    Response metadata: :meth:`set_header` (sent before the first response message)
-    and :meth:`set_trailer` (sent with the status at the end).
+    Response metadata (``response``, a :class:`ResponseMetadata`): :meth:`set_header`
+    (sent before the first response message) and :meth:`set_trailer` (sent with the
+    status at the end).
     """
 
-    __slots__ = (
-        "_header",
-        "_header_sent",
-        "_peer",
-        "_trailer",
-        "deadline",
-        "metadata",
-        "method",
-    )
+    __slots__ = ("_peer", "deadline", "metadata", "method", "response")
 
     def __init__(
         self,
@@ -62,9 +98,7 @@ class Context:
             )
         self.deadline = deadline
         self._peer = peer  # a callable is resolved on first use (servers look it up lazily)
-        self._header: Pairs = []
-        self._trailer: Pairs = []
-        self._header_sent = False
+        self.response = ResponseMetadata()
 
     @property
     def peer(self) -> str:
@@ -81,20 +115,11 @@ class Context:
 
     def set_header(self, key: str, value: str | bytes) -> None:
         """Add response header metadata; only before the first response message is sent."""
-        if self._header_sent:
-            raise RuntimeError("response headers were already sent")
-        self._header.extend(to_pairs([(key, value)]))
+        self.response.add_header(key, value)
 
     def set_trailer(self, key: str, value: str | bytes) -> None:
         """Add response trailer metadata, sent with the final status (also on errors)."""
-        self._trailer.extend(to_pairs([(key, value)]))
-
-    def _take_header(self) -> Pairs:
-        self._header_sent = True
-        return list(self._header)
-
-    def _take_trailer(self) -> Pairs:
-        return list(self._trailer)
+        self.response.add_trailer(key, value)
 
     def __repr__(self) -> str:
         return (

@@ -25,12 +25,11 @@ by the client itself, e.g. no node or deadline passed, or by application code).
 from __future__ import annotations
 
 import enum
-import http
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from micro.status import Status, http_status, status_for_http
+from micro.status import Status, http_reason, http_status, status_for_http
 
 if TYPE_CHECKING:
     from micro.spec import AnyMethod
@@ -77,13 +76,6 @@ class Origin(enum.Enum):
     STATUS = "status"  #: a bare gRPC status, without a micro error
 
 
-def _reason(code: int) -> str:
-    try:
-        return http.HTTPStatus(code).phrase
-    except ValueError:
-        return ""
-
-
 class Error(Exception):
     """An error with a stable identity across services.
 
@@ -105,7 +97,7 @@ class Error(Exception):
         self.id = id
         self.code = int(code)
         self.detail = detail
-        self.status = _reason(self.code) if status is None else status
+        self.status = http_reason(self.code) if status is None else status
         self._grpc_status = grpc_status
         self.origin = origin
         super().__init__(self.to_json())

@@ -166,9 +166,11 @@ class Dispatcher:
     async def _run(
         self, inbound: InboundCall, method: AnyMethod, handler: object, ctx: Context
     ) -> None:
+        answer = ctx.response  # the call's response metadata
+
         async def send(item: Any) -> None:
-            if not ctx._header_sent:  # once, not a header copy per streamed item
-                await inbound.send_header(ctx._take_header())
+            if not answer.headers_sent:  # once, not a header copy per streamed item
+                await inbound.send_header(answer.send_headers())
             await inbound.send(item)
 
         error: errors.Error | None = None
@@ -193,7 +195,7 @@ class Dispatcher:
         except Exception:
             log.exception("%s: handler %s failed", self._name, method.name)
             error = errors.internal_server_error(self._name, "internal server error")
-        trailers = ctx._take_trailer()
-        if error is not None and not ctx._header_sent:
-            trailers = ctx._take_header() + trailers
+        trailers = answer.trailers
+        if error is not None and not answer.headers_sent:
+            trailers = answer.send_headers() + trailers
         await inbound.finish(error, trailers)

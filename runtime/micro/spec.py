@@ -20,6 +20,11 @@ class Kind(enum.Enum):
     CLIENT_STREAM = "client_stream"
     BIDI_STREAM = "bidi_stream"
 
+    @classmethod
+    def of(cls, client_streaming: bool, server_streaming: bool) -> Kind:
+        """The kind of an rpc from its descriptor's two streaming flags."""
+        return _KINDS[(client_streaming, server_streaming)]
+
     @property
     def client_streaming(self) -> bool:
         return self in (Kind.CLIENT_STREAM, Kind.BIDI_STREAM)
@@ -27,6 +32,14 @@ class Kind(enum.Enum):
     @property
     def server_streaming(self) -> bool:
         return self in (Kind.SERVER_STREAM, Kind.BIDI_STREAM)
+
+
+_KINDS = {
+    (False, False): Kind.UNARY,
+    (False, True): Kind.SERVER_STREAM,
+    (True, False): Kind.CLIENT_STREAM,
+    (True, True): Kind.BIDI_STREAM,
+}
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ A few HTTP codes that are no status's own still travel as the closest status
 from __future__ import annotations
 
 import enum
+import http
 
-__all__ = ["Status", "http_status", "status_for_http"]
+__all__ = ["Status", "http_reason", "http_status", "status_for_http"]
 
 
 class Status(enum.IntEnum):
@@ -78,3 +79,11 @@ def http_status(status: Status) -> int:
 def status_for_http(code: int) -> Status:
     """The gRPC status an HTTP(-like) code travels as; ``UNKNOWN`` if none fits."""
     return _FROM_HTTP.get(code, Status.UNKNOWN)
+
+
+def http_reason(code: int) -> str:
+    """The reason phrase of an HTTP status code (``""`` for a code without one)."""
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return ""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from protoc_gen_micro import exits
+from micro.cli import exits
 from tests.cli.helpers import micro, micro_json, one_line_error
 from tests.cluster import Cluster
 from tests.runtime.procs import nodes

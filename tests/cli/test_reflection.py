@@ -49,7 +49,7 @@ E2E = ["helloworld.v1.Greeter", "names.v1.Keywords", "streaming.v1.Streamer"]
 def test_embedded_builtin_descriptors_are_current() -> None:
     """runtime/micro/_protofiles.py matches runtime/protos/ compiled by real protoc."""
     result = subprocess.run(
-        [sys.executable, "-m", "protoc_gen_micro.builtin_protos", "--check"],
+        [sys.executable, "-m", "scripts.builtin_protos", "--check"],
         cwd=ROOT,
         capture_output=True,
         text=True,

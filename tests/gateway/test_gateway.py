@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from protoc_gen_micro import exits
+from micro.cli import exits
 from tests.cli.helpers import one_line_error
 from tests.gateway.procs import Gateway, Procs, eventually
 from tests.tooling.helpers import BIN, ROOT, env

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from micro.gateway.headers import HeaderPolicy
 from micro.metadata import MetadataView
-from protoc_gen_micro.gateway.headers import HeaderPolicy
 
 
 def test_headers_and_trailers_get_their_prefixes_and_binary_values_base64() -> None:

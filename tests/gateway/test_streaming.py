@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from protoc_gen_micro.gateway.errors import HttpError
-from protoc_gen_micro.gateway.streaming import ndjson_lines
+from micro.gateway.errors import HttpError
+from micro.gateway.streaming import ndjson_lines
 
 
 async def lines(chunks: list[bytes], limit: int = 10) -> list[tuple[int, bytes]]:

@@ -8,8 +8,8 @@ import re
 import pytest
 
 import micro
-from protoc_gen_micro.gateway.routes import RouteTable, routes_for
-from protoc_gen_micro.gateway.templates import PathTemplate, TemplateError
+from micro.gateway.routes import RouteTable, routes_for
+from micro.gateway.templates import PathTemplate, TemplateError
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ import black
 import pytest
 
 from protoc_gen_micro import layout
-from protoc_gen_micro.golden import GOLDEN, GOLDEN_PB2
 from protoc_gen_micro.protoc import protoc
 from protoc_gen_micro.render import black_mode
+from scripts.golden import GOLDEN, GOLDEN_PB2
 
 ROOT = Path(__file__).resolve().parents[2]
 

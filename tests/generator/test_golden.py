@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from protoc_gen_micro.golden import GOLDEN, GOLDEN_PB2, diff_trees, generate, generate_pb2, tree
+from scripts.golden import GOLDEN, GOLDEN_PB2, diff_trees, generate, generate_pb2, tree
 
 
 @pytest.mark.parametrize(("golden", "make"), [(GOLDEN, generate), (GOLDEN_PB2, generate_pb2)])
@@ -18,7 +18,7 @@ def test_golden_matches_generated_output(
     make(out)
     diff = diff_trees(golden, out)
     assert not diff, (
-        "golden/ is stale; regenerate with `python -m protoc_gen_micro.golden` "
+        "golden/ is stale; regenerate with `python -m scripts.golden` "
         "and read the diff:\n" + "".join(diff)
     )
 

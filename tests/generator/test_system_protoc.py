@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from protoc_gen_micro.golden import EXAMPLES, GOLDEN, example_protos
 from protoc_gen_micro.protoc import include_dirs, plugin_path
+from scripts.golden import EXAMPLES, GOLDEN, example_protos
 
 
 def _system_protoc() -> str:

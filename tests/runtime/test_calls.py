@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving, wait_for
+from echo_kit import COLLECT, ECHO, Echo, EchoClient, EchoReply, EchoRequest, serving, wait_for
 
 import micro
 from micro.errors import Status
@@ -313,3 +313,33 @@ async def test_leaving_a_bidi_stream_early_cancels_the_handler() -> None:
         assert await wait_for(lambda: "chat-cancelled" in handler.events)
         with pytest.raises(RuntimeError):
             await chat.send(EchoRequest(text="late"))
+
+
+class _Tagged(Echo):
+    """Echo whose client-streaming method answers with response metadata too."""
+
+    async def collect(
+        self, requests: AsyncIterator[EchoRequest], context: micro.Context
+    ) -> EchoReply:
+        context.set_header("x-collect", "h")
+        reply = await super().collect(requests, context)
+        context.response.add_trailer("x-count-bin", bytes([reply.index]))
+        return reply
+
+
+async def test_unary_and_client_stream_replies_carry_their_response_metadata() -> None:
+    async with (
+        serving(_Tagged()) as svc,
+        micro.Client(registry=svc.registry) as client,
+    ):
+        reply = await client.unary_reply(ECHO, EchoRequest(text="md"), service="echo")
+        assert isinstance(reply, micro.Reply) and reply.message.text == "md"
+        assert reply.headers["x-reply-header"] == "h1"
+        assert reply.trailers["x-reply-trailer"] == "t1"
+        requests = [EchoRequest(text="a"), EchoRequest(text="b")]
+        collected = await client.client_stream_reply(COLLECT, requests, service="echo")
+        assert collected.message.text == "a,b"
+        assert collected.headers.get_all("x-collect") == ["h"]
+        assert collected.trailers["x-count-bin"] == b"\x02"
+        # the message-only forms are the same calls
+        assert (await client.client_stream(COLLECT, requests, service="echo")).index == 2

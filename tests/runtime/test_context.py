@@ -64,11 +64,16 @@ def test_context_response_metadata_rules() -> None:
     ctx = Context(ECHO)
     assert ctx.time_remaining() is None and ctx.deadline is None
     ctx.set_header("x-h", "1")
-    assert ctx._take_header() == [("x-h", "1")]
+    assert not ctx.response.headers_sent
+    assert ctx.response.send_headers() == [("x-h", "1")]
+    assert ctx.response.headers_sent
     with pytest.raises(RuntimeError):
         ctx.set_header("x-late", "1")
+    with pytest.raises(RuntimeError):
+        ctx.response.add_header("x-late", "1")
     ctx.set_trailer("x-t", "2")
-    assert ctx._take_trailer() == [("x-t", "2")]
+    ctx.response.add_trailer("x-t-bin", b"\x00")
+    assert ctx.response.trailers == [("x-t", "2"), ("x-t-bin", b"\x00")]
 
 
 @pytest.mark.parametrize(

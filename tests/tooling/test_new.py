@@ -16,7 +16,7 @@ def test_scaffold_matches_golden_byte_for_byte(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     diff = compare_trees(GOLDEN_HELLO, tmp_path / "hello")
     assert not diff, (
-        "golden-scaffold/ is stale; regenerate with `python -m protoc_gen_micro.golden` "
+        "golden-scaffold/ is stale; regenerate with `python -m scripts.golden` "
         "and read the diff:\n" + "".join(diff.lines)
     )
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +26,13 @@ from starlette.types import Receive, Scope, Send
 
 import micro
 from micro import registry as registry_mod
-
-from ..dynamic import DynamicMethod
-from .catalog import Catalog
-from .errors import HttpError, from_micro
-from .headers import TIMEOUT_HEADER, HeaderPolicy
-from .routes import Match, Route, RouteTable
-from .streaming import DuplexResponse, StreamFormat, feed, ndjson_lines, next_answer
-from .transcode import build_request, parse_body, reply_json
+from micro.dynamic import DynamicMethod
+from micro.gateway.catalog import Catalog
+from micro.gateway.errors import HttpError, from_micro
+from micro.gateway.headers import TIMEOUT_HEADER, HeaderPolicy
+from micro.gateway.routes import Match, Route, RouteTable
+from micro.gateway.streaming import DuplexResponse, StreamFormat, feed, ndjson_lines, next_answer
+from micro.gateway.transcode import build_request, parse_body, reply_json
 
 __all__ = ["Gateway", "GatewayConfig", "build_app"]
 
@@ -61,23 +59,11 @@ def _signatures(records: Sequence[micro.ServiceRecord]) -> dict[str, tuple[objec
     return {name: tuple(sorted(items)) for name, items in grouped.items()}
 
 
-#: the calls made for the HTTP request being handled, so their response metadata can
-#: become HTTP headers (set per request, after the reflection lookups)
-_CALLS: ContextVar[list[micro.ClientCall] | None] = ContextVar("micro_api_calls", default=None)
-
-
-async def _remember(call: micro.ClientCall, next: micro.ClientNext) -> Any:
-    calls = _CALLS.get()
-    if calls is not None:
-        calls.append(call)
-    return await next(call)
-
-
 class Gateway:
     def __init__(self, registry: micro.Registry, config: GatewayConfig) -> None:
         self.config = config
         self.registry = registry
-        self.client = micro.Client(registry=registry, middleware=[_remember])
+        self.client = micro.Client(registry=registry)
         self.catalog = Catalog(self.client)
         self.table = RouteTable()
         self._signatures: dict[str, tuple[object, ...]] = {}
@@ -196,8 +182,6 @@ class Gateway:
             route.service, route.grpc_path, self._signatures.get(route.service, ())
         )
         kind = method.method.kind
-        calls: list[micro.ClientCall] = []
-        _CALLS.set(calls)
         if kind.client_streaming:
             if not route.body:
                 raise HttpError(
@@ -208,14 +192,11 @@ class Gateway:
             requests = self._requests(request, match, method)
             if kind.server_streaming:
                 accept = request.headers.get("accept", "")
-                return await self._bidi(
-                    request, route, method, requests, timeout, metadata, accept, calls
-                )
-            reply = await self.client.client_stream(
+                return await self._bidi(request, route, method, requests, timeout, metadata, accept)
+            reply = await self.client.client_stream_reply(
                 method.method, requests, service=route.service, timeout=timeout, metadata=metadata
             )
-            answer = JSONResponse(reply_json(method, reply, route.response_body))
-            return self._with_metadata(answer, calls, trailers=True)
+            return self._answer(method, route, reply)
         body: Any = None
         if route.body:
             body = parse_body(await self._read_body(request))
@@ -228,29 +209,23 @@ class Gateway:
         )
         if kind is micro.Kind.SERVER_STREAM:
             accept = request.headers.get("accept", "")
-            streamed = await self._stream(route, method, message, timeout, metadata, accept)
-            return self._with_metadata(streamed, calls, trailers=False)
-        reply = await self.client.unary(
+            return await self._stream(route, method, message, timeout, metadata, accept)
+        reply = await self.client.unary_reply(
             method.method, message, service=route.service, timeout=timeout, metadata=metadata
         )
-        answer = JSONResponse(reply_json(method, reply, route.response_body))
-        return self._with_metadata(answer, calls, trailers=True)
+        return self._answer(method, route, reply)
 
-    def _with_metadata(
-        self, response: Response, calls: list[micro.ClientCall], *, trailers: bool
-    ) -> Response:
-        response.raw_headers.extend(self._metadata(calls, trailers=trailers))
-        return response
+    def _answer(self, method: DynamicMethod, route: Route, reply: micro.Reply[Message]) -> Response:
+        answer = JSONResponse(reply_json(method, reply.message, route.response_body))
+        answer.raw_headers.extend(self._metadata(reply.headers, reply.trailers))
+        return answer
 
     def _metadata(
-        self, calls: list[micro.ClientCall], *, trailers: bool
+        self, headers: micro.MetadataView | None, trailers: micro.MetadataView | None = None
     ) -> list[tuple[bytes, bytes]]:
-        """The call's response metadata as raw headers (trailers too when the call is over
+        """A call's response metadata as raw headers (trailers only when the call is over
         before the answer starts)."""
-        if not calls:
-            return []
-        call = calls[-1]
-        pairs = self.config.headers.response(call.headers, call.trailers if trailers else None)
+        pairs = self.config.headers.response(headers, trailers)
         return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
     async def _requests(
@@ -280,7 +255,6 @@ class Gateway:
         timeout: float,
         metadata: list[tuple[str, str]],
         accept: str,
-        calls: list[micro.ClientCall],
     ) -> DuplexResponse:
         stream = self.client.bidi_stream(
             method.method, service=route.service, timeout=timeout, metadata=metadata
@@ -303,7 +277,7 @@ class Gateway:
             feeder,
             StreamFormat.negotiate(accept),
             lambda message: reply_json(method, message, route.response_body),
-            self._metadata(calls, trailers=False),
+            self._metadata(stream.headers),
         )
 
     async def _stream(
@@ -338,9 +312,11 @@ class Gateway:
             finally:
                 await replies.aclose()
 
-        return StreamingResponse(
+        response = StreamingResponse(
             body(), media_type=fmt.media_type, headers={"Cache-Control": "no-cache"}
         )
+        response.raw_headers.extend(self._metadata(replies.headers))
+        return response
 
 
 def _error_response(exc: HttpError) -> Response:

@@ -31,8 +31,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 import micro
-
-from .errors import HttpError, from_micro
+from micro.gateway.errors import HttpError, from_micro
 
 __all__ = ["DuplexResponse", "StreamFormat", "feed", "ndjson_lines", "next_answer"]
 

@@ -1,10 +1,11 @@
-"""Exit codes of the `micro` runtime commands (services, describe, call, stream, health,
-publish). Each failure is one `Error: ...` line on stderr and its own exit code, so scripts
-can tell them apart; README.md ("The micro CLI") documents the table."""
+"""Exit codes of the `micro` commands. Each failure is one `Error: ...` line on stderr and
+its own exit code, so scripts can tell them apart; README.md ("The micro CLI") documents
+the table. :func:`micro.cli.ops.run` maps the library's exceptions to these, in one place.
+"""
 
 from __future__ import annotations
 
-from .cli import EXIT_FAILURE, EXIT_USAGE, CliError, UsageFailure
+import click
 
 __all__ = [
     "EXIT_FAILURE",
@@ -16,6 +17,7 @@ __all__ = [
     "EXIT_UNKNOWN_SERVICE",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
+    "CliError",
     "InvalidField",
     "InvalidJson",
     "OneLineError",
@@ -27,6 +29,8 @@ __all__ = [
     "UsageFailure",
 ]
 
+EXIT_FAILURE = 1  # the command ran and found a problem (stale gen/, protoc failed, ...)
+EXIT_USAGE = 2  # bad arguments or configuration (click's own code for usage errors)
 EXIT_UNKNOWN_SERVICE = 3
 EXIT_UNKNOWN_ENDPOINT = 4
 EXIT_INVALID_JSON = 5
@@ -34,6 +38,19 @@ EXIT_INVALID_FIELD = 6
 EXIT_TIMEOUT = 7
 EXIT_REMOTE_ERROR = 8
 EXIT_UNREACHABLE = 9
+
+
+class CliError(click.ClickException):
+    """A one-line `Error: ...` on stderr and exit code 1; never a traceback. Subclass it
+    for another exit code."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageFailure(CliError):
+    """Bad arguments or configuration: exit code 2."""
+
+    exit_code = EXIT_USAGE
 
 
 class OneLineError(CliError):

@@ -7,14 +7,12 @@ from typing import Any
 import click
 
 from micro.address import parse_address
+from micro.cli.exits import CliError, UsageFailure
+from micro.cli.ops import emit, options_from, registry_options, run, table
+from micro.gateway.headers import DEFAULT_ALLOW, DEFAULT_PREFIX, HeaderPolicy
+from micro.gateway.routes import RouteTable
 
-from .cli import CliError
-from .exits import UsageFailure
-from .gateway.headers import DEFAULT_ALLOW, DEFAULT_PREFIX, HeaderPolicy
-from .gateway.routes import RouteTable
-from .ops import emit, options_from, registry_options, run, table
-
-__all__ = ["COMMANDS"]
+__all__ = ["api"]
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
@@ -87,8 +85,8 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         return
     options = options_from(kwargs)
     try:
-        from .gateway.app import GatewayConfig
-        from .gateway.serve import bind, serve
+        from micro.gateway.app import GatewayConfig
+        from micro.gateway.serve import bind, serve
     except ImportError as exc:
         raise UsageFailure(
             f"micro api needs the 'api' extra (pip install 'protoc-gen-micro[api]'): {exc}"
@@ -138,6 +136,3 @@ def routes(**kwargs: Any) -> None:
     rows = [(r.method, r.path, r.service, r.endpoint, r.describe_rule()) for r in found.routes]
     text = table(("METHOD", "PATH", "SERVICE", "ENDPOINT", "RULE"), rows) if rows else "no routes"
     emit(options, text, [r.to_dict() for r in found.routes])
-
-
-COMMANDS = [api]

@@ -5,7 +5,7 @@ The registry (and broker) come from the same environment variables as the runtim
 (`MICRO_REGISTRY`, `MICRO_REGISTRY_PATH`, `MICRO_REGISTRY_ADDRESS`, `MICRO_BROKER`,
 `MICRO_BROKER_ADDRESS`), each overridable by a flag. Output is for people by default and
 JSON with `--output json`. Failures are one `Error: ...` line and an exit code from
-`protoc_gen_micro.exits`.
+`micro.cli.exits`; :func:`run` maps the library's exceptions to them, in one place.
 """
 
 from __future__ import annotations
@@ -21,18 +21,21 @@ from typing import Any, TypeVar
 import click
 
 import micro
+from micro import dynamic
 from micro import registry as registry_mod
-from micro.errors import Status
-
-from .cli import CliError
-from .exits import (
+from micro.cli.exits import (
+    CliError,
+    InvalidField,
     InvalidJson,
     RemoteError,
     TimedOut,
+    UnknownEndpoint,
     UnknownService,
     Unreachable,
     UsageFailure,
 )
+from micro.errors import Origin
+from micro.status import Status
 
 T = TypeVar("T")
 
@@ -130,17 +133,24 @@ def run(coro: Awaitable[T]) -> T:
         raise classify(exc) from None
     except registry_mod.RegistryError as exc:
         raise Unreachable(f"registry unavailable: {exc}") from None
+    except dynamic.InvalidMessage as exc:
+        raise InvalidField(str(exc)) from None
+    except dynamic.NotFound as exc:
+        raise UnknownEndpoint(str(exc)) from None
+    except dynamic.Unreachable as exc:
+        raise Unreachable(str(exc)) from None
     except OSError as exc:
         raise Unreachable(str(exc)) from None
 
 
 def classify(exc: micro.Error) -> CliError:
-    """A remote error, or one of the client's own (timeout, unreachable)."""
-    local = exc.id in ("", "micro.client", "micro.lookup")
-    if exc.grpc_status is Status.DEADLINE_EXCEEDED and local:
-        return TimedOut(f"timed out: {exc.detail}")
-    if exc.grpc_status is Status.UNAVAILABLE and local:
-        return Unreachable(exc.detail or "service unavailable")
+    """A remote error, or a timeout or unreachable node (the client's own, or a bare
+    status from a plain gRPC server)."""
+    if exc.origin is not Origin.REMOTE:
+        if exc.grpc_status is Status.DEADLINE_EXCEEDED:
+            return TimedOut(f"timed out: {exc.detail}")
+        if exc.grpc_status is Status.UNAVAILABLE:
+            return Unreachable(exc.detail or "service unavailable")
     return RemoteError(
         f"remote error: id={exc.id} code={exc.code} status={json.dumps(exc.status)} "
         f"detail={json.dumps(exc.detail)}"

@@ -14,11 +14,10 @@ import click
 from micro import registry as registry_mod
 from micro.broker import JSON, BrokerError, Message, check_topic
 from micro.broker import from_env as broker_from_env
+from micro.cli.exits import InvalidField, Unreachable, UsageFailure
+from micro.cli.ops import emit, options_from, parse_json, parse_metadata, registry_options, run
 
-from .exits import InvalidField, Unreachable, UsageFailure
-from .ops import emit, options_from, parse_json, parse_metadata, registry_options, run
-
-__all__ = ["COMMANDS"]
+__all__ = ["publish"]
 
 
 @click.command("publish")
@@ -90,6 +89,3 @@ def publish(
 
     run(main())
     emit(options, f"published to {topic}", {"topic": topic, "published": True})
-
-
-COMMANDS = [publish]

@@ -23,9 +23,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from micro.gateway.errors import HttpError
 from micro.metadata import MetadataView, is_valid
-
-from .errors import HttpError
 
 __all__ = ["DEFAULT_ALLOW", "DEFAULT_PREFIX", "TIMEOUT_HEADER", "TRAILER_PREFIX", "HeaderPolicy"]
 

@@ -16,16 +16,14 @@ import click
 
 import micro
 from micro import registry as registry_mod
-
-from .dynamic import Descriptors, DynamicMethod, NotFound, Reflection, Target
-from .exits import (
+from micro.cli.exits import (
     RemoteError,
     TimedOut,
     UnknownEndpoint,
     UnknownService,
     UsageFailure,
 )
-from .ops import (
+from micro.cli.ops import (
     SETUP_SLACK,
     Options,
     emit,
@@ -35,8 +33,9 @@ from .ops import (
     registry_options,
     run,
 )
+from micro.dynamic import Descriptors, DynamicMethod, NotFound, Reflection, Target
 
-__all__ = ["COMMANDS"]
+__all__ = ["call", "stream"]
 
 
 def _endpoint_path(records: list[micro.ServiceRecord], service: str, endpoint: str) -> str:
@@ -101,8 +100,8 @@ async def _resolved(
                 try:
                     await descriptors.load_symbol(service_name)
                     method = descriptors.method(path)
-                except NotFound as exc:
-                    raise UnknownEndpoint(f"{target.label}: {exc}") from None
+                except NotFound as exc:  # run() reports it as an unknown endpoint
+                    raise NotFound(f"{target.label}: {exc}") from None
         yield client, method, target
     except TimeoutError:
         raise TimedOut(f"timed out after {args.timeout + SETUP_SLACK:g}s") from None
@@ -235,6 +234,3 @@ def _remote_errors_as_json(options: Options) -> Iterator[None]:
         if options.json and isinstance(cause, micro.Error):
             click.echo(json.dumps({"error": cause.to_dict()}, separators=(",", ":")))
         raise
-
-
-COMMANDS = [call, stream]

@@ -18,8 +18,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 import micro
-
-from .app import Gateway, GatewayConfig, build_app
+from micro.gateway.app import Gateway, GatewayConfig, build_app
 
 __all__ = ["bind", "serve"]
 

@@ -24,9 +24,8 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from ..dynamic import DynamicMethod
-from ..exits import InvalidField
-from .errors import HttpError
+from micro.dynamic import DynamicMethod, InvalidMessage
+from micro.gateway.errors import HttpError, from_dynamic
 
 __all__ = ["build_request", "parse_body", "reply_json"]
 
@@ -132,8 +131,8 @@ def _set(
 def _parse(method: DynamicMethod, data: Any, where: str) -> Message:
     try:
         return method.request(data)
-    except InvalidField as exc:
-        raise HttpError(400, f"{where}: {exc.message}") from None
+    except InvalidMessage as exc:
+        raise from_dynamic(exc, where) from None
     except RecursionError:
         raise HttpError(400, f"{where}: nested too deeply") from None
 

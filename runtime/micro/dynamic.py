@@ -1,11 +1,15 @@
 """Message types at run time: descriptors fetched over gRPC reflection, dynamic protobuf
-classes, and the proto3 JSON mapping for `micro call` / `micro stream`.
+classes, and the proto3 JSON mapping, for the `micro` CLI and the `micro api` gateway.
 
 The descriptors come from the node itself (`grpc.reflection.v1`, falling back to
 `v1alpha`), so this works against any micro service and any gRPC server with reflection,
 with no .proto at hand. Calls then go through an ordinary `micro.Client` (discovery,
 selector, retries, deadlines, error mapping): dynamic protobuf classes have
 `SerializeToString` / `FromString`, which is all the runtime's codec needs.
+
+Failures are this module's own exceptions (:class:`ReflectionError` and its subclasses);
+the CLI maps them to exit codes and the gateway to HTTP statuses, each in one place.
+Needs protobuf (the `cli` or `api` extra).
 """
 
 from __future__ import annotations
@@ -22,21 +26,40 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import DecodeError, Message
 
 import micro
-from micro.errors import Status
 from micro.reflection import (
     REFLECTION_SPEC,
     REFLECTION_V1ALPHA_SPEC,
     ServerReflectionRequest,
     ServerReflectionResponse,
 )
+from micro.status import Status
 
-from .exits import InvalidField, Unreachable
+__all__ = [
+    "Descriptors",
+    "DynamicMethod",
+    "InvalidMessage",
+    "NotFound",
+    "Reflection",
+    "ReflectionError",
+    "Target",
+    "Unreachable",
+]
 
-__all__ = ["Descriptors", "DynamicMethod", "NotFound", "Reflection", "Target"]
+
+class ReflectionError(Exception):
+    """What this module raises (besides the :class:`micro.Error` of a call)."""
 
 
-class NotFound(LookupError):
+class NotFound(ReflectionError, LookupError):
     """The server's reflection does not know the name."""
+
+
+class Unreachable(ReflectionError):
+    """The target serves no reflection, closed the stream or sent invalid descriptors."""
+
+
+class InvalidMessage(ReflectionError, ValueError):
+    """JSON that does not fit the message: not an object, unknown field, wrong type."""
 
 
 @dataclass(frozen=True)
@@ -192,16 +215,6 @@ class Descriptors:
         return DynamicMethod.of(descriptor, self.pool)
 
 
-def _kind(descriptor: MethodDescriptor) -> micro.Kind:
-    streams = (descriptor.client_streaming, descriptor.server_streaming)
-    return {
-        (False, False): micro.Kind.UNARY,
-        (False, True): micro.Kind.SERVER_STREAM,
-        (True, False): micro.Kind.CLIENT_STREAM,
-        (True, True): micro.Kind.BIDI_STREAM,
-    }[streams]
-
-
 @dataclass(frozen=True)
 class DynamicMethod:
     """A method whose message classes were built at run time."""
@@ -218,7 +231,7 @@ class DynamicMethod:
         method: micro.Method[Message, Message] = micro.Method(
             name=f"{service.name}.{descriptor.name}",
             path=f"/{service.full_name}/{descriptor.name}",
-            kind=_kind(descriptor),
+            kind=micro.Kind.of(descriptor.client_streaming, descriptor.server_streaming),
             request_type=request,
             response_type=response,
             handler_attr="",
@@ -235,14 +248,14 @@ class DynamicMethod:
         """The request message for already-parsed JSON `data` (proto3 JSON mapping)."""
         message: Message = self.method.request_type()
         if not isinstance(data, dict):
-            raise InvalidField(
+            raise InvalidMessage(
                 f"the request must be a JSON object for {self.method.request_name}, "
                 f"got {type(data).__name__}"
             )
         try:
             json_format.ParseDict(data, message, descriptor_pool=self.pool)
         except json_format.ParseError as exc:
-            raise InvalidField(f"invalid {self.method.request_name}: {exc}") from None
+            raise InvalidMessage(f"invalid {self.method.request_name}: {exc}") from None
         return message
 
     def to_json(self, message: Message) -> dict[str, Any]:

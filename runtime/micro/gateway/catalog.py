@@ -1,6 +1,6 @@
 """Message types for the gateway, fetched from the services over gRPC reflection.
 
-One descriptor pool per registry service, filled on first use (`protoc_gen_micro.dynamic`)
+One descriptor pool per registry service, filled on first use (`micro.dynamic`)
 and dropped when the service's endpoints change, so a redeployed service with new fields is
 picked up. The reflection stream is closed after each load: no node stays pinned.
 """
@@ -11,10 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 
 import micro
-
-from ..dynamic import Descriptors, DynamicMethod, NotFound, Reflection, Target
-from ..exits import Unreachable
-from .errors import HttpError
+from micro.dynamic import Descriptors, DynamicMethod, NotFound, Reflection, ReflectionError, Target
+from micro.gateway.errors import HttpError, from_dynamic
 
 __all__ = ["Catalog"]
 
@@ -65,10 +63,9 @@ class Catalog:
                 await entry.descriptors.load_symbol(proto_service)
             return entry.descriptors.method(grpc_path)
         except NotFound as exc:
-            detail = f"{service}: reflection does not know {grpc_path}: {exc}"
-            raise HttpError(502, detail) from None
-        except Unreachable as exc:
-            raise HttpError(502, f"{service}: {exc.message}") from None
+            raise from_dynamic(exc, f"{service}: reflection does not know {grpc_path}") from None
+        except ReflectionError as exc:
+            raise from_dynamic(exc, service) from None
         except TimeoutError:
             raise HttpError(
                 504, f"{service}: reflection did not answer within {self._timeout:g}s"

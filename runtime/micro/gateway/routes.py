@@ -18,8 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import micro
-
-from .templates import PathTemplate, TemplateError
+from micro.gateway.templates import PathTemplate, TemplateError
 
 __all__ = ["DEFAULT_RULE", "Match", "Route", "RouteTable", "routes_for"]
 

@@ -12,11 +12,8 @@ from typing import Any
 import click
 
 import micro
-from micro.errors import Status
-from micro.health import HEALTH_SPEC, HealthCheckRequest, ServingStatus
-
-from .cli import EXIT_FAILURE
-from .ops import (
+from micro.cli.exits import EXIT_FAILURE
+from micro.cli.ops import (
     emit,
     get_records,
     options_from,
@@ -24,8 +21,10 @@ from .ops import (
     run,
     table,
 )
+from micro.errors import Status
+from micro.health import HEALTH_SPEC, HealthCheckRequest, ServingStatus
 
-__all__ = ["COMMANDS"]
+__all__ = ["describe", "health", "services"]
 
 # -- services / describe ---------------------------------------------------------------
 
@@ -169,6 +168,3 @@ def health(service: str, timeout: float, **kwargs: Any) -> None:
     )
     if not all(r.serving for r in results):
         sys.exit(EXIT_FAILURE)
-
-
-COMMANDS = [services, describe, health]

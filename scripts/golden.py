@@ -1,4 +1,4 @@
-"""Regenerate golden*/ trees: `python -m protoc_gen_micro.golden [--check]`.
+"""Regenerate golden*/ trees: `python -m scripts.golden [--check]`.
 
 golden/ holds everything generated for the example protos (betterproto2 messages and
 micro modules), as one importable package, so tests can type-check and run it.
@@ -18,9 +18,15 @@ from pathlib import Path
 
 import click
 
-from .protoc import ProtocError, protoc
-from .scaffold import MicroSource, ScaffoldError, create, generator_version, project_names
-from .trees import diff_trees, tree
+from protoc_gen_micro.protoc import ProtocError, protoc
+from protoc_gen_micro.scaffold import (
+    MicroSource,
+    ScaffoldError,
+    create,
+    generator_version,
+    project_names,
+)
+from protoc_gen_micro.trees import diff_trees, tree
 
 __all__ = [
     "EXAMPLES",
