@@ -1,4 +1,11 @@
-"""Black's layout for the few shapes the templates emit, so the plugin need not run black.
+"""How generated Python is spelled: literals, docstrings, and black's layout for the few
+shapes the plugin emits, so the plugin need not run black.
+
+The model spells everything with these helpers; templates only place the results. Two
+forms come back: *lines* (`fit`, `exploded`, `tuple_of`, `docstring`) start with their
+indentation and are written at column 0; *values* (`exploded_value`, `tuple_value`)
+continue a line that starts at `indent`, such as `key=` in a call, and carry the
+indentation of their later lines.
 
 black (pinned) is the reference: `render.format_python` hands a module to black only
 when a line is longer than these rules cover, and a test checks that black leaves
@@ -53,19 +60,54 @@ def fit(indent: int, head: str, items: Sequence[str], tail: str = "") -> str:
 def exploded(indent: int, head: str, items: Sequence[str], tail: str = "") -> str:
     """`head(items)tail` with a magic trailing comma: black keeps one item a line.
     A one-item tuple's comma is not magic to black, so the caller avoids that case."""
+    return f"{' ' * indent}{head}{exploded_value(indent, items)}{tail}"
+
+
+def exploded_value(indent: int, items: Sequence[str]) -> str:
+    """`(items)` one item a line, each with a comma (see `exploded`). An item spanning
+    lines is laid out for `indent + 4`."""
     pad = " " * indent
     lines = "".join(f"{pad}{_PAD}{item},\n" for item in items)
-    return f"{pad}{head}(\n{lines}{pad}){tail}"
+    return f"(\n{lines}{pad})"
 
 
 def tuple_of(indent: int, head: str, items: Sequence[str], tail: str = "") -> str:
     """A tuple display as black leaves it: `()`, `(x,)`, or one item a line."""
-    pad = " " * indent
+    return f"{' ' * indent}{head}{tuple_value(indent, items)}{tail}"
+
+
+def tuple_value(indent: int, items: Sequence[str]) -> str:
+    """The tuple display of `tuple_of`, as a value."""
     if not items:
-        return f"{pad}{head}(){tail}"
+        return "()"
     if len(items) == 1:
-        return f"{pad}{head}({items[0]},){tail}"
-    return exploded(indent, head, items, tail)
+        return f"({items[0]},)"
+    return exploded_value(indent, items)
+
+
+def docstring(indent: int, text: str) -> str:
+    """A safe triple-quoted docstring for any comment text, as lines at `indent`."""
+    pad = " " * indent
+    lines = [line.rstrip() for line in _escape_docstring_text(text).split("\n")]
+    if len(lines) == 1:
+        return f'{pad}"""{lines[0]}"""'
+    body = "\n".join(f"{pad}{line}" if line else "" for line in lines[1:])
+    return f'{pad}"""{lines[0]}\n{body}\n{pad}"""'
+
+
+def _escape_docstring_text(text: str) -> str:
+    out = []
+    for ch in text.replace("\\", "\\\\"):
+        if ch == "\n" or (ch >= " " and ch != "\x7f"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    escaped = "".join(out).replace('"""', '\\"\\"\\"')
+    if escaped.endswith('"'):
+        escaped = escaped[:-1] + '\\"'
+    if escaped.startswith('"'):
+        escaped = "\\" + escaped
+    return escaped
 
 
 def needs_black(source: str) -> bool:

@@ -1,6 +1,8 @@
 """The one model of what gets generated: files, services, methods.
 
-Everything a template prints is decided here; templates only render.
+Everything a template prints is decided and spelled here, with layout.py's helpers: each
+model holds what it means (names, types, docs) and, beside it, its ready source text
+(literals, signatures, docstrings, tuples in black's layout). Templates only place those.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from . import runtime_names as rt
 from .comments import CommentIndex
 from .descriptors import ProtoFileModel, proto_files
 from .http import HttpRuleModel, http_rules
-from .layout import literal
+from .layout import docstring, exploded, exploded_value, fit, literal, tuple_value
 from .naming import (
     Betterproto2Naming,
     MessageNaming,
@@ -40,6 +42,12 @@ from .options import Options
 _FILE_SERVICE = 6
 _SERVICE_METHOD = 2
 
+# Indentation: a class body, a method body in it, and a `key=value,` line of a call
+# at module level (the specs' arguments).
+_CLASS = 4
+_BODY = 8
+_ARG = 4
+
 _TIMEOUT = "timeout: float | None = None"
 _METADATA = f"metadata: {rt.METADATA} | None = None"
 
@@ -53,11 +61,13 @@ class Import:
     source: str  # ".", "..common", "...google.protobuf", "helloworld.v1", or "" (top level)
     name: str
     alias: str
+    line: str  # the import statement
 
-    @property
-    def line(self) -> str:
-        head = f"from {self.source} import {self.name}" if self.source else f"import {self.name}"
-        return head if self.alias == self.name else f"{head} as {self.alias}"
+
+def _import(source: str, name: str, alias: str) -> Import:
+    head = f"from {source} import {name}" if source else f"import {name}"
+    line = head if alias == name else f"{head} as {alias}"
+    return Import(source=source, name=name, alias=alias, line=line)
 
 
 @dataclass(frozen=True)
@@ -128,15 +138,18 @@ for _shape in _SHAPES.values():
 
 
 @dataclass(frozen=True)
-class ClientMethodModel:
-    define: str  # "async def" or "def"
+class DefModel:
+    """One generated method, of a client or of the handler, and its ready lines."""
+
     py_name: str
+    is_async: bool
     params: tuple[str, ...]
     returns: str
-    call: str  # "return await self._unary", called with `args`
-    args: tuple[str, ...]
-    decorators: tuple[str, ...]
+    decorators: tuple[str, ...]  # expressions, written as `@decorator` lines
     doc: str
+    signature: str  # the `def` line(s), in the class body
+    docstring: str  # in the method body; "" without a doc
+    body: str  # the one statement, in the method body
 
 
 @dataclass(frozen=True)
@@ -144,8 +157,37 @@ class ClientModel:
     name: str
     base: str  # the runtime Stub or SyncStub
     doc: str
+    docstring: str  # in the class body
     decorators: tuple[str, ...]
-    methods: tuple[ClientMethodModel, ...]
+    methods: tuple[DefModel, ...]
+
+
+@dataclass(frozen=True)
+class MethodArgs:
+    """The arguments of the rpc's runtime Method, spelled; a value that spans lines is
+    laid out for its `key=value,` line in the call (at `_ARG`)."""
+
+    name: str
+    path: str
+    kind: str
+    request_type: str
+    response_type: str
+    handler_attr: str
+    http_rules: str
+    deprecated: str
+    doc: str
+    request_name: str
+    response_name: str
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    """The arguments of the service's runtime ServiceSpec, spelled like `MethodArgs`."""
+
+    name: str
+    methods: str
+    deprecated: str
+    doc: str
 
 
 @dataclass(frozen=True)
@@ -164,12 +206,10 @@ class MethodModel:
     doc: str
     deprecated: bool
     http_rules: tuple[HttpRuleModel, ...]
-    client: ClientMethodModel
-    sync_client: ClientMethodModel
-    handler_def: str
-    handler_params: tuple[str, ...]
-    handler_returns: str
-    handler_body: str
+    args: MethodArgs
+    client: DefModel
+    sync_client: DefModel
+    handler: DefModel
 
 
 @dataclass(frozen=True)
@@ -181,7 +221,10 @@ class ServiceModel:
     register: str
     doc: str
     handler_doc: str
+    handler_docstring: str  # in the handler's class body
+    register_def: str  # the `def` line(s) of the register function
     deprecated: bool
+    args: ServiceArgs
     clients: tuple[ClientModel, ...]  # async, then sync
     methods: tuple[MethodModel, ...]
 
@@ -193,9 +236,11 @@ class FileModel:
     std_imports: tuple[str, ...]
     imports: tuple[Import, ...]
     exports: tuple[str, ...]
+    all_block: str  # the `__all__ = (...)` lines
     services: tuple[ServiceModel, ...]
     files: tuple[ProtoFileModel, ...]  # for reflection: this file, then dependencies to embed
     file_modules: tuple[str, ...]  # aliases of imported micro modules with the other files
+    file_entries: tuple[str, ...]  # `files` as `ProtoFile(...),` lines in the `_FILES` tuple
 
 
 @dataclass(frozen=True)
@@ -278,7 +323,7 @@ def _build_file(
         *package, module = modules[dependency]
         alias = names.claim(f"_{module}")
         source = ".".join(package) if absolute else _relative(directory, tuple(package))
-        imports.append(Import(source, module, alias))
+        imports.append(_import(source, module, alias))
         file_modules.append(alias)
 
     # Message classes next, in a stable order; a clash gets a trailing underscore.
@@ -300,7 +345,7 @@ def _build_file(
         if ref.absolute:  # import the module, refer to module.Class
             if ref.module not in module_aliases:
                 alias = module_aliases[ref.module] = names.claim(ref.module[-1])
-                imports.append(Import(".".join(ref.module[:-1]), ref.module[-1], alias))
+                imports.append(_import(".".join(ref.module[:-1]), ref.module[-1], alias))
             expr[ref.proto_name] = f"{module_aliases[ref.module]}.{ref.attr}"
             continue
         head, _, rest = ref.attr.partition(".")
@@ -310,7 +355,7 @@ def _build_file(
                 "which Python cannot import; rename the message"
             )
         alias = names.claim(head)
-        imports.append(Import(_relative(directory, ref.module), head, alias))
+        imports.append(_import(_relative(directory, ref.module), head, alias))
         expr[ref.proto_name] = f"{alias}.{rest}" if rest else alias
 
     # A method defined in a class body shadows, for the annotations after it, any
@@ -350,9 +395,27 @@ def _build_file(
         ),
         imports=tuple(sorted(imports, key=lambda i: (i.source, i.name))),
         exports=exports,
+        all_block=exploded(0, "__all__ = ", [literal(name) for name in exports]),
         services=services,
         files=embedded,
         file_modules=tuple(file_modules),
+        # Collected with the linked modules' files, they sit one tuple deeper.
+        file_entries=tuple(_proto_file_entry(f, 8 if file_modules else 4) for f in embedded),
+    )
+
+
+def _proto_file_entry(file: ProtoFileModel, indent: int) -> str:
+    inner = indent + 4
+    return exploded(
+        indent,
+        rt.PROTO_FILE,
+        [
+            f"name={literal(file.name)}",
+            f"descriptor={literal(file.descriptor)}",
+            f"dependencies={tuple_value(inner, [literal(d) for d in file.dependencies])}",
+            f"symbols={tuple_value(inner, [literal(s) for s in file.symbols])}",
+        ],
+        ",",
     )
 
 
@@ -422,22 +485,25 @@ def _build_service(
         seen[model.py_name] = method.name
         methods.append(model)
     decorators = (_deprecated(f"service {full_name} is deprecated"),) if deprecated else ()
+
+    def client(name: str, base: str, doc: str, methods: list[DefModel]) -> ClientModel:
+        return ClientModel(
+            name=name,
+            base=base,
+            doc=doc,
+            docstring=docstring(_CLASS, doc),
+            decorators=decorators,
+            methods=tuple(methods),
+        )
+
+    lead = f"{doc}\n\n" if doc else ""
+    sync_doc = f"{lead}Calls {full_name} synchronously (for WSGI apps, scripts and notebooks)."
+    handler_doc = (
+        f"{lead}Serves {full_name}: override its methods; those left out answer UNIMPLEMENTED."
+    )
     clients = (
-        ClientModel(
-            name=names.client,
-            base=rt.STUB,
-            doc=doc or f"Calls {full_name}.",
-            decorators=decorators,
-            methods=tuple(m.client for m in methods),
-        ),
-        ClientModel(
-            name=names.sync_client,
-            base=rt.SYNC_STUB,
-            doc=(f"{doc}\n\n" if doc else "")
-            + f"Calls {full_name} synchronously (for WSGI apps, scripts and notebooks).",
-            decorators=decorators,
-            methods=tuple(m.sync_client for m in methods),
-        ),
+        client(names.client, rt.STUB, doc or f"Calls {full_name}.", [m.client for m in methods]),
+        client(names.sync_client, rt.SYNC_STUB, sync_doc, [m.sync_client for m in methods]),
     )
     return ServiceModel(
         proto_name=service.name,
@@ -446,9 +512,21 @@ def _build_service(
         handler=names.handler,
         register=names.register,
         doc=doc,
-        handler_doc=(f"{doc}\n\n" if doc else "")
-        + f"Serves {full_name}: override its methods; those left out answer UNIMPLEMENTED.",
+        handler_doc=handler_doc,
+        handler_docstring=docstring(_CLASS, handler_doc),
+        register_def=fit(
+            0,
+            f"def {names.register}",
+            [f"service: {rt.SERVICE}", f"handler: {names.handler}"],
+            " -> None:",
+        ),
         deprecated=deprecated,
+        args=ServiceArgs(
+            name=literal(full_name),
+            methods=tuple_value(_ARG, [m.const for m in methods]),
+            deprecated=literal(deprecated),
+            doc=literal(doc),
+        ),
         clients=clients,
         methods=tuple(methods),
     )
@@ -482,51 +560,97 @@ def _build_method(
         (_deprecated(f"rpc {full_name}.{method.name} is deprecated"),) if deprecated else ()
     )
 
-    def client(flavour: ClientShape) -> ClientMethodModel:
+    def define(
+        is_async: bool, params: list[str], returns: str, decorators: tuple[str, ...], body: str
+    ) -> DefModel:
+        head = f"async def {py_name}" if is_async else f"def {py_name}"
+        return DefModel(
+            py_name=py_name,
+            is_async=is_async,
+            params=tuple(params),
+            returns=returns,
+            decorators=decorators,
+            doc=doc,
+            signature=fit(_CLASS, head, params, f" -> {returns}:"),
+            docstring=docstring(_BODY, doc) if doc else "",
+            body=body,
+        )
+
+    def client(flavour: ClientShape) -> DefModel:
         params = ["self"]
         args = [spec_ref]
         if flavour.input:
             params += [flavour.input.format(req=req), "/"]
             args.append(flavour.input.split(":")[0])
         params += ["*", _TIMEOUT, _METADATA]
-        call = f"self.{shape.stub_call}"
-        return ClientMethodModel(
-            define="async def" if flavour.is_async else "def",
-            py_name=py_name,
-            params=tuple(params),
-            returns=flavour.returns.format(req=req, resp=resp),
-            call=f"return await {call}" if flavour.is_async else f"return {call}",
-            args=(*args, "timeout=timeout", "metadata=metadata"),
-            decorators=decorators,
-            doc=doc,
-        )
+        args += ["timeout=timeout", "metadata=metadata"]
+        stub = f"self.{shape.stub_call}"
+        call = f"return await {stub}" if flavour.is_async else f"return {stub}"
+        returns = flavour.returns.format(req=req, resp=resp)
+        return define(flavour.is_async, params, returns, decorators, fit(_BODY, call, args))
 
     try:
         rules = http_rules(method.options)
     except ValueError as exc:  # pragma: no cover - protoc validates options first
         raise ModelError(f"{proto.name}: rpc {endpoint}: bad google.api.http: {exc}") from exc
+    path = f"/{full_name}/{method.name}"
+    kind = f"{rt.KIND}.{shape.member}"
+    request_proto = method.input_type.lstrip(".")
+    response_proto = method.output_type.lstrip(".")
+    handler_params = ["self", shape.handler_input.format(req=req), f"context: {rt.CONTEXT}"]
     return MethodModel(
         index=index,
-        const=names.methods[index],
+        const=spec_ref,
         proto_name=method.name,
         py_name=py_name,
         endpoint=endpoint,
-        path=f"/{full_name}/{method.name}",
-        kind=f"{rt.KIND}.{shape.member}",
+        path=path,
+        kind=kind,
         request=req,
         response=resp,
-        request_proto=method.input_type.lstrip("."),
-        response_proto=method.output_type.lstrip("."),
+        request_proto=request_proto,
+        response_proto=response_proto,
         doc=doc,
         deprecated=deprecated,
         http_rules=rules,
+        args=MethodArgs(
+            name=literal(endpoint),
+            path=literal(path),
+            kind=kind,
+            request_type=req,
+            response_type=resp,
+            handler_attr=literal(py_name),
+            # Rules sit one a line even when there is one: each has a magic trailing comma.
+            http_rules=(
+                exploded_value(_ARG, [_http_rule(r, _ARG + 4) for r in rules]) if rules else "()"
+            ),
+            deprecated=literal(deprecated),
+            doc=literal(doc),
+            request_name=literal(request_proto),
+            response_name=literal(response_proto),
+        ),
         client=client(shape.client),
         sync_client=client(shape.sync_client),
-        handler_def="async def" if shape.handler_async else "def",
-        handler_params=("self", shape.handler_input.format(req=req), f"context: {rt.CONTEXT}"),
-        handler_returns=shape.handler_returns.format(req=req, resp=resp),
-        handler_body=f"raise {rt.UNIMPLEMENTED}({spec_ref})",
+        handler=define(
+            shape.handler_async,
+            handler_params,
+            shape.handler_returns.format(req=req, resp=resp),
+            (),
+            f"{' ' * _BODY}raise {rt.UNIMPLEMENTED}({spec_ref})",
+        ),
     )
+
+
+def _http_rule(rule: HttpRuleModel, indent: int) -> str:
+    """One rule as the value of a line at `indent`."""
+    fields = [
+        f"method={literal(rule.method)}",
+        f"path={literal(rule.path)}",
+        f"body={literal(rule.body)}",
+        f"response_body={literal(rule.response_body)}",
+        f"custom={literal(rule.custom)}",
+    ]
+    return rt.HTTP_RULE + exploded_value(indent, fields)
 
 
 def _check_distinct_outputs(files: list[FileModel]) -> None:

@@ -13,7 +13,7 @@ from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest, CodeGenera
 from google.protobuf.descriptor_pb2 import Edition
 from google.protobuf.message import DecodeError
 
-from .model import ModelError, build_model
+from .model import Model, ModelError, build_model
 from .options import OptionError, parse_options
 from .render import render_file
 
@@ -29,8 +29,7 @@ def generate(request: CodeGeneratorRequest) -> CodeGeneratorResponse:
         maximum_edition=Edition.EDITION_2024,
     )
     try:
-        options = parse_options(request.parameter)
-        model = build_model(request, options)
+        model = request_model(request)
     except (OptionError, ModelError) as exc:
         response.error = str(exc)
         return response
@@ -39,6 +38,11 @@ def generate(request: CodeGeneratorRequest) -> CodeGeneratorResponse:
     for init in model.package_inits:
         response.file.add(name=init, content="")
     return response
+
+
+def request_model(request: CodeGeneratorRequest) -> Model:
+    """What `request` asks to generate; OptionError or ModelError if it cannot be."""
+    return build_model(request, parse_options(request.parameter))
 
 
 def read_request(data: bytes) -> CodeGeneratorRequest:

@@ -1,4 +1,4 @@
-"""Render the model with Jinja2 (StrictUndefined), then format with black in-process."""
+"""Render the model with Jinja2 (StrictUndefined); black in-process only where needed."""
 
 from __future__ import annotations
 
@@ -24,36 +24,10 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["py"] = layout.literal
-    env.filters["docstring"] = docstring
+    # The model spells every value (see layout.py); templates only place them, and name
+    # the runtime's classes through `rt`.
     env.globals["rt"] = runtime_names
-    env.globals["lay"] = layout
     return env
-
-
-def _escape_docstring_text(text: str) -> str:
-    out = []
-    for ch in text.replace("\\", "\\\\"):
-        if ch == "\n" or (ch >= " " and ch != "\x7f"):
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-    escaped = "".join(out).replace('"""', '\\"\\"\\"')
-    if escaped.endswith('"'):
-        escaped = escaped[:-1] + '\\"'
-    if escaped.startswith('"'):
-        escaped = "\\" + escaped
-    return escaped
-
-
-def docstring(text: str, indent: int) -> str:
-    """A safe triple-quoted docstring for any comment text."""
-    lines = [line.rstrip() for line in _escape_docstring_text(text).split("\n")]
-    if len(lines) == 1:
-        return f'"""{lines[0]}"""'
-    pad = " " * indent
-    body = "\n".join(f"{pad}{line}" if line else "" for line in lines[1:])
-    return f'"""{lines[0]}\n{body}\n{pad}"""'
 
 
 _ENV = _environment()
