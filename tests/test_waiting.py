@@ -34,16 +34,33 @@ async def test_times_out_naming_what_and_the_last_value() -> None:
         await eventually(int, timeout=0.1)
 
 
-async def test_a_retried_exception_is_reported_and_chained() -> None:
+async def test_a_failed_assert_is_not_yet_and_is_reported_and_chained() -> None:
+    reads = iter([1, 2, 3])
+
+    def at_least_three() -> int:
+        value = next(reads, 2)
+        assert value >= 3, f"only {value}"
+        return value
+
+    assert await eventually(at_least_three, interval=0.001) == 3
+
+    async def never() -> bool:
+        raise AssertionError("only 2")
+
+    with pytest.raises(AssertionError, match=r"the count \(raised AssertionError\('only 2'\)\)"):
+        await eventually(never, timeout=0.1, what="the count")
+
+
+async def test_retry_on_waits_through_other_exceptions() -> None:
     def refused() -> bool:
         raise ConnectionRefusedError("nobody home")
 
     with pytest.raises(AssertionError, match="raised ConnectionRefusedError") as info:
-        await eventually(refused, timeout=0.1, what="the port")
+        await eventually(refused, timeout=0.1, what="the port", retry_on=(OSError,))
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
-async def test_an_exception_outside_retry_on_ends_the_wait_at_once() -> None:
+async def test_any_other_exception_ends_the_wait_at_once() -> None:
     calls = 0
 
     def exited() -> bool:
@@ -52,8 +69,10 @@ async def test_an_exception_outside_retry_on_ends_the_wait_at_once() -> None:
         raise RuntimeError("the process exited")
 
     with pytest.raises(RuntimeError, match="the process exited"):
-        await eventually(exited, timeout=5, retry_on=(OSError,))
-    assert calls == 1
+        await eventually(exited, timeout=5)
+    with pytest.raises(RuntimeError, match="the process exited"):
+        eventually_sync(exited, timeout=5, retry_on=(OSError,))
+    assert calls == 2
 
 
 def test_the_sync_twin_shares_the_policy() -> None:

@@ -5,10 +5,13 @@
     eventually_sync(lambda: "READY" in node.log, what="the node started")  # no event loop
 
 ``check`` returns a value: a truthy one ends the wait and is returned; a falsy one, or an
-exception of ``retry_on`` (any ``Exception`` by default), means "not yet". Anything else
-raised ends the wait at once. When ``timeout`` seconds pass, AssertionError names ``what``
-and the last value or exception seen. Prefer an event the code under test offers (an
-``asyncio.Event``, a watch, a ready line); poll only where there is none.
+exception of ``retry_on`` (a failed ``assert`` by default; say ``retry_on=(OSError,)`` to
+wait through refused connections), means "not yet". Any other exception ends the wait at
+once: a check that breaks is a failure, not a reason to keep trying. When ``timeout``
+seconds pass, AssertionError names ``what`` and the last value or exception seen.
+
+Prefer an event the code under test offers (an ``asyncio.Event``, a watch, a ready line);
+poll only where there is none.
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ async def eventually(
     timeout: float = TIMEOUT,
     interval: float = INTERVAL,
     what: str = "",
-    retry_on: Retry = (Exception,),
+    retry_on: Retry = (AssertionError,),
 ) -> object:
     """Await until ``check()`` (awaited when it returns an awaitable) is truthy; return it."""
     attempts = _Attempts(timeout, what, retry_on)
@@ -112,7 +115,7 @@ def eventually_sync(
     timeout: float = TIMEOUT,
     interval: float = INTERVAL,
     what: str = "",
-    retry_on: Retry = (Exception,),
+    retry_on: Retry = (AssertionError,),
 ) -> T:
     """:func:`eventually` for code outside an event loop: blocks between checks."""
     attempts = _Attempts(timeout, what, retry_on)

@@ -18,8 +18,9 @@ import pytest
 
 from protoc_gen_micro import exits
 from tests.cli.helpers import one_line_error
-from tests.gateway.procs import Gateway, Procs, eventually
+from tests.gateway.procs import Gateway, Procs
 from tests.tooling.helpers import BIN, ROOT, env
+from tests.waiting import eventually_sync
 
 MAX_BODY = 2048
 
@@ -648,14 +649,18 @@ def test_routes_follow_services_as_they_come_and_go(tmp_path: Path) -> None:
             body = error(http.get("/v1/shelves/1/books/2"), 404)
             assert body["detail"].endswith("; no routes are registered")
             node = procs.service("library", "late")
-            eventually(
+            eventually_sync(
                 lambda: http.get("/v1/shelves/1/books/2").status_code == 200,
+                timeout=20,
+                interval=0.1,
                 what="the route appears",
             )
             assert ok(http.get("/v1/shelves/1/books/2"))["title"].endswith("(node late)")
             assert node.terminate() == 0
-            eventually(
+            eventually_sync(
                 lambda: http.get("/v1/shelves/1/books/2").status_code == 404,
+                timeout=20,
+                interval=0.1,
                 what="the route disappears",
             )
         assert gateway.proc.terminate() == 0
@@ -693,7 +698,12 @@ def _sigterm_during_a_slow_call(gateway: Gateway) -> list[httpx.Response | httpx
 
     caller = threading.Thread(target=slow_call)
     caller.start()
-    eventually(lambda: _connected(gateway), what="the request reached the gateway")
+    eventually_sync(
+        lambda: _connected(gateway),
+        timeout=20,
+        interval=0.1,
+        what="the request reached the gateway",
+    )
     time.sleep(0.3)  # the request is now in the service's 1.5 s sleep
     gateway.proc.process.send_signal(signal.SIGTERM)
     caller.join(timeout=30)

@@ -18,6 +18,7 @@ from micro.registry.nats import NatsRegistry
 from tests.nats.load import Load
 from tests.nats.server import NatsServer
 from tests.runtime.procs import nodes
+from tests.waiting import eventually
 
 
 def unique(prefix: str) -> str:
@@ -91,9 +92,12 @@ async def test_watch_refreshes_the_client_cache(nats_url: str, tmp_path: Path) -
             assert (await stub.echo(EchoRequest(text="x"))).text == "x from a"
             group.start(name, "b")
             seen: set[str] = set()
-            deadline = time.monotonic() + 10
-            while seen != {"a", "b"} and time.monotonic() < deadline:
+
+            async def both_answer() -> bool:
                 seen.add((await stub.echo(EchoRequest(text="x"))).text.split()[-1])
+                return seen == {"a", "b"}
+
+            await eventually(both_answer, timeout=10, interval=0, what="b in the cache")
             assert seen == {"a", "b"}
 
 

@@ -19,6 +19,7 @@ from micro.registry.nats import NatsRegistry
 from tests.cluster import ROOT
 from tests.nats.server import NatsServer, free_port
 from tests.runtime.procs import nodes
+from tests.waiting import eventually
 
 
 def unique(prefix: str) -> str:
@@ -29,16 +30,6 @@ def unique(prefix: str) -> str:
 async def registry(nats_url: str) -> AsyncIterator[NatsRegistry]:
     async with NatsRegistry(nats_url) as reg:
         yield reg
-
-
-async def wait_for(predicate: object, timeout: float) -> float:
-    """Poll an async predicate until true; returns the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await predicate():  # type: ignore[operator]
-            return time.monotonic() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 async def test_register_lookup_watch_deregister_across_instances(
@@ -114,7 +105,7 @@ async def test_lookup_misses_leave_no_consumers_on_the_server(nats_url: str) -> 
                 info = await js.stream_info(f"KV_{bucket}")
                 return info.state.consumer_count == 1
 
-            await wait_for(only_the_mirror_left, 10)
+            await eventually(only_the_mirror_left, timeout=10, what="one consumer left")
         await js.delete_stream(f"KV_{bucket}")
     finally:
         await nc.close()
@@ -219,7 +210,9 @@ async def test_sigterm_deregisters_at_once(
                 return True
             return False
 
-        assert await wait_for(gone, 5) < 5  # long before the 30 s lease
+        started = time.monotonic()
+        await eventually(gone, timeout=5, what="the node gone from the registry")
+        assert time.monotonic() - started < 5  # long before the 30 s lease
 
 
 def test_env_selects_the_nats_registry() -> None:

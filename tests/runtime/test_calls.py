@@ -7,10 +7,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving, wait_for
+from echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving
 
 import micro
 from micro.errors import Status
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -180,7 +181,7 @@ async def test_deadline_exceeded() -> None:
         assert info.value.grpc_status is Status.DEADLINE_EXCEEDED
         assert info.value.code == 408
         # the handler was cancelled when its deadline passed
-        assert await wait_for(lambda: "echo-cancelled" in handler.events)
+        await eventually(lambda: "echo-cancelled" in handler.events, what="the handler cancelled")
 
 
 async def test_client_default_timeout() -> None:
@@ -284,7 +285,7 @@ async def test_cancelling_the_calling_task_cancels_the_handler() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await wait_for(lambda: "echo-cancelled" in handler.events)
+        await eventually(lambda: "echo-cancelled" in handler.events, what="the handler cancelled")
 
 
 async def test_leaving_a_server_stream_early_cancels_the_handler() -> None:
@@ -298,7 +299,7 @@ async def test_leaving_a_server_stream_early_cancels_the_handler() -> None:
                 if len(got) == 2:
                     break
         assert got == [0, 1]
-        assert await wait_for(lambda: "count-cancelled" in handler.events)
+        await eventually(lambda: "count-cancelled" in handler.events, what="the handler cancelled")
         # the connection is still fine
         assert (await EchoClient("echo", client=client).echo(EchoRequest(text="ok"))).text == "ok"
 
@@ -310,6 +311,6 @@ async def test_leaving_a_bidi_stream_early_cancels_the_handler() -> None:
             await chat.send(EchoRequest(text="1"))
             assert (await chat.recv()) is not None
             # leave without close_send(): the handler is still waiting for requests
-        assert await wait_for(lambda: "chat-cancelled" in handler.events)
+        await eventually(lambda: "chat-cancelled" in handler.events, what="the handler cancelled")
         with pytest.raises(RuntimeError):
             await chat.send(EchoRequest(text="late"))
