@@ -167,7 +167,9 @@ async def test_cancelling_the_calling_task_cancels_the_rpc(
     call = asyncio.create_task(
         StreamerClient("streamer", client=client).echo(EchoRequest(text="c1", sleep_ms=5000))
     )
-    await asyncio.sleep(0.5)
+    await eventually(
+        lambda: "echo-sleeping c1" in cluster.events(), timeout=10, what="the handler running"
+    )
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call

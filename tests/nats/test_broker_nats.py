@@ -167,15 +167,19 @@ async def test_a_durable_subscription_stops_even_when_nats_py_swallows_the_cance
 
     real = JetStreamContext.PullSubscription.fetch
     swallowed = 0
+    fetching = False  # the loop is inside (awaiting) nats-py's fetch()
 
     async def fetch(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        nonlocal swallowed
+        nonlocal swallowed, fetching
+        fetching = True
         try:
             result: list[Any] = await real(self, *args, **kwargs)
             return result
         except asyncio.CancelledError:
             swallowed += 1
             return []
+        finally:
+            fetching = False
 
     async def handler(delivery: micro.Delivery) -> None:
         return None
@@ -183,8 +187,8 @@ async def test_a_durable_subscription_stops_even_when_nats_py_swallows_the_cance
     monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
     subscription = await broker.subscribe(unique("t"), handler, queue="q", durable=True)
     task: asyncio.Task[None] = subscription._task  # type: ignore[attr-defined]
-    await asyncio.sleep(0.2)  # the loop waits in fetch()
-    task.cancel()
+    await eventually(lambda: fetching, what="the loop waiting in fetch()")
+    task.cancel()  # now, while it is suspended there
     await asyncio.wait({task}, timeout=5)
     assert swallowed == 1
     assert task.cancelled()

@@ -29,6 +29,11 @@ def env(url: str) -> dict[str, str]:
     return {"MICRO_REGISTRY": "nats", "MICRO_REGISTRY_ADDRESS": url}
 
 
+def answered(load: Load) -> set[str]:
+    """The nodes that have answered a call of ``load`` so far."""
+    return {o.node for o in load.outcomes if o.node}
+
+
 @pytest.fixture
 async def client(nats_url: str) -> AsyncIterator[micro.Client]:
     async with micro.Client(registry=NatsRegistry(nats_url), retries=2) as c:
@@ -44,7 +49,7 @@ async def test_sigkill_under_load_calls_go_on_through_the_survivor(
         group.start(name, "b", "--ttl", "3")
         load = Load(client, name)
         load.start()
-        await asyncio.sleep(1.0)
+        await eventually(lambda: answered(load) >= {"a", "b"}, what="both nodes under load")
         await asyncio.to_thread(a.kill)
         killed = time.monotonic()
         await asyncio.sleep(2.0)
@@ -70,7 +75,7 @@ async def test_sigterm_under_load_has_zero_failed_calls(
         group.start(name, "b", "--ttl", "15")
         load = Load(client, name, sleep_ms=150)
         load.start()
-        await asyncio.sleep(1.0)
+        await eventually(lambda: answered(load) >= {"a", "b"}, what="both nodes under load")
         signalled = time.monotonic()
         code = await asyncio.to_thread(a.terminate)  # deregister, drain, exit
         await asyncio.sleep(1.0)

@@ -40,7 +40,12 @@ async def test_register_lookup_watch_deregister_across_instances(
     async with NatsRegistry(nats_url) as other:
         watcher = other.watch(name)
         first = asyncio.ensure_future(watcher.__anext__())
-        await asyncio.sleep(0.3)  # the watcher is attached
+
+        # a watch on a registry not yet synced attaches on its first __anext__
+        def attached() -> bool:
+            return watcher._inner is not None  # type: ignore[attr-defined]
+
+        await eventually(attached, what="the watcher attached")
         await registry.register(record, ttl=30)
         event = await asyncio.wait_for(first, 5)
         assert event.type is EventType.CREATE and event.service.nodes == record.nodes
@@ -147,21 +152,25 @@ async def test_the_mirror_stops_even_when_nats_py_swallows_the_cancel(
 
     real = KeyValue.KeyWatcher.updates
     swallowed = 0
+    waiting = False  # the loop is inside (awaiting) nats-py's updates()
 
     async def updates(self: KeyValue.KeyWatcher, timeout: float = 5.0) -> object:
-        nonlocal swallowed
+        nonlocal swallowed, waiting
+        waiting = True
         try:
             return await real(self, timeout)  # type: ignore[no-untyped-call]
         except asyncio.CancelledError:
             swallowed += 1
             return None  # as wait_for does when the entry was there at the same moment
+        finally:
+            waiting = False
 
     monkeypatch.setattr(KeyValue.KeyWatcher, "updates", updates)
     await registry.list_services()  # synced: the loop waits in updates()
     assert registry._state is not None and registry._state.task is not None
     task = registry._state.task
-    await asyncio.sleep(0.1)
-    task.cancel()
+    await eventually(lambda: waiting, what="the loop waiting in updates()")
+    task.cancel()  # now, while it is suspended there
     await asyncio.wait({task}, timeout=5)
     assert swallowed == 1
     assert task.cancelled()
@@ -177,8 +186,8 @@ async def test_sigkilled_node_disappears_within_its_ttl(
         records = await registry.get_service(name)
         assert [n.address for r in records for n in r.nodes] == [node.address]
         watcher = registry.watch(name)
+        # the registry is synced (get_service above), so the watch is attached at once
         pending = asyncio.ensure_future(watcher.__anext__())
-        await asyncio.sleep(0.2)
         node.kill()  # SIGKILL: no deregistration, no more heartbeats
         killed = time.monotonic()
         event = await asyncio.wait_for(pending, ttl + 2)

@@ -238,14 +238,15 @@ async def test_a_stopped_watch_closes_its_connection(tmp_path: Path) -> None:
     before = _open_files(path)
     async with reader.watch("greeter") as watcher:
         waiting = asyncio.ensure_future(anext(watcher))
-        await asyncio.sleep(0.2)  # a few polls: the watcher holds its connection
+        await eventually(lambda: _open_files(path) > before, what="the watcher's connection")
+        await asyncio.sleep(0.2)  # a few polls: the watcher holds its one connection
         assert _open_files(path) == before + 1
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
     assert watcher.stopped
-    await asyncio.sleep(0.1)  # a poll cancelled mid-thread closes it when it returns
-    assert _open_files(path) == before
+    # a poll cancelled mid-thread closes it when it returns
+    await eventually(lambda: _open_files(path) == before, what="the connection closed")
 
 
 async def test_killed_process_disappears_after_ttl(
