@@ -109,7 +109,8 @@ def wait_ready(monitor: int, process: subprocess.Popen[bytes] | None = None) -> 
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"nats-server exited with {process.returncode}")
         with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/healthz", timeout=1) as r:
-            return r.status == 200
+            status: int = r.status
+            return status == 200
 
     eventually_sync(
         healthy,

@@ -140,7 +140,10 @@ async def test_broker_restart_loses_no_acknowledged_message(
         await eventually(lambda: len(acked) >= restarted + 50, timeout=30)  # publishing resumed
         stop.set()
         await asyncio.wait_for(task, 10)
-        received = lambda: {text for _, text, _ in group.events()}  # noqa: E731
+
+        def received() -> set[str]:
+            return {text for _, text, _ in group.events()}
+
         await eventually(lambda: set(acked) <= received(), timeout=30)
         # core pub/sub resumes too: the subscriber's connection came back
         core = unique("core")
@@ -186,7 +189,7 @@ async def test_a_durable_subscription_stops_even_when_nats_py_swallows_the_cance
 
     monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
     subscription = await broker.subscribe(unique("t"), handler, queue="q", durable=True)
-    task: asyncio.Task[None] = subscription._task  # type: ignore[attr-defined]
+    task: asyncio.Task[None] = subscription._task  # type: ignore[union-attr]
     await eventually(lambda: fetching, what="the loop waiting in fetch()")
     task.cancel()  # now, while it is suspended there
     await asyncio.wait({task}, timeout=5)

@@ -37,7 +37,7 @@ class EchoReply(betterproto2.Message):
     node: str = betterproto2.field(6, betterproto2.TYPE_STRING)
 
 
-def _method(name: str, kind: micro.Kind, attr: str) -> micro.Method:
+def _method(name: str, kind: micro.Kind, attr: str) -> micro.Method[Any, Any]:
     return micro.Method(
         name=f"Echo.{name}",
         path=f"/test.v1.Echo/{name}",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving
 
 import micro
 from micro.errors import Status
+from tests.runtime.echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -148,11 +148,11 @@ async def test_unimplemented_answers_unimplemented() -> None:
 
 
 async def test_generated_defaults_answer_unimplemented_for_every_kind() -> None:
-    from echo_kit import EchoHandler
+    from tests.runtime.echo_kit import EchoHandler
 
     async with serving(EchoHandler()) as svc, micro.Client(registry=svc.registry) as client:
         stub = EchoClient("echo", client=client)
-        calls = [
+        calls: list[Callable[[], Awaitable[EchoReply]]] = [
             lambda: stub.echo(EchoRequest()),
             lambda: stub.collect([EchoRequest()]),
         ]

@@ -10,7 +10,6 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from echo_kit import ECHO_SPEC, Echo, EchoClient, EchoReply, EchoRequest, serving
 
 import micro
 import micro.client
@@ -19,6 +18,7 @@ from micro.errors import Status
 from micro.health import ServingStatus
 from micro.registry import MemoryRegistry, Node, NotFound, ServiceRecord
 from micro.selector import RoundRobin
+from tests.runtime.echo_kit import ECHO_SPEC, Echo, EchoClient, EchoReply, EchoRequest, serving
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
