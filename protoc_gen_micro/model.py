@@ -17,6 +17,8 @@ from google.protobuf.descriptor_pb2 import (
     ServiceDescriptorProto,
 )
 
+from micro.spec import Kind
+
 from . import runtime_names as rt
 from .comments import CommentIndex
 from .descriptors import ProtoFileModel, proto_files
@@ -83,7 +85,7 @@ class ClientShape:
 class KindShape:
     """How one RPC kind looks in the clients and the handler. The four kinds live here only."""
 
-    member: str  # the runtime Kind member
+    member: str  # the runtime Kind member's name, as generated code spells it
     stub_call: str  # Stub/SyncStub method, called with (method, [input,] timeout=, metadata=)
     client: ClientShape
     sync_client: ClientShape
@@ -92,9 +94,9 @@ class KindShape:
     handler_returns: str
 
 
-_SHAPES = {
-    (False, False): KindShape(
-        member="UNARY",
+_SHAPES: dict[Kind, KindShape] = {
+    Kind.UNARY: KindShape(
+        member=Kind.UNARY.name,
         stub_call="_unary",
         client=ClientShape(True, "request: {req}", "{resp}"),
         sync_client=ClientShape(False, "request: {req}", "{resp}"),
@@ -102,8 +104,8 @@ _SHAPES = {
         handler_input="request: {req}",
         handler_returns="{resp}",
     ),
-    (False, True): KindShape(
-        member="SERVER_STREAM",
+    Kind.SERVER_STREAM: KindShape(
+        member=Kind.SERVER_STREAM.name,
         stub_call="_server_stream",
         client=ClientShape(False, "request: {req}", f"{rt.SERVER_STREAM}[{{resp}}]"),
         sync_client=ClientShape(False, "request: {req}", f"{rt.SYNC_SERVER_STREAM}[{{resp}}]"),
@@ -111,8 +113,8 @@ _SHAPES = {
         handler_input="request: {req}",
         handler_returns="_t.AsyncIterator[{resp}]",
     ),
-    (True, False): KindShape(
-        member="CLIENT_STREAM",
+    Kind.CLIENT_STREAM: KindShape(
+        member=Kind.CLIENT_STREAM.name,
         stub_call="_client_stream",
         client=ClientShape(
             True, "requests: _t.Iterable[{req}] | _t.AsyncIterable[{req}]", "{resp}"
@@ -122,8 +124,8 @@ _SHAPES = {
         handler_input="requests: _t.AsyncIterator[{req}]",
         handler_returns="{resp}",
     ),
-    (True, True): KindShape(
-        member="BIDI_STREAM",
+    Kind.BIDI_STREAM: KindShape(
+        member=Kind.BIDI_STREAM.name,
         stub_call="_bidi_stream",
         client=ClientShape(False, "", f"{rt.BIDI_STREAM}[{{req}}, {{resp}}]"),
         sync_client=ClientShape(False, "", f"{rt.SYNC_BIDI_STREAM}[{{req}}, {{resp}}]"),
@@ -132,9 +134,6 @@ _SHAPES = {
         handler_returns="_t.AsyncIterator[{resp}]",
     ),
 }
-for _shape in _SHAPES.values():
-    if _shape.member not in rt.KIND_MEMBERS:
-        raise RuntimeError(f"runtime Kind has no member {_shape.member}")
 
 
 @dataclass(frozen=True)
@@ -547,7 +546,7 @@ def _build_method(
     doc: str,
     annotation_names: set[str],
 ) -> MethodModel:
-    shape = _SHAPES[(method.client_streaming, method.server_streaming)]
+    shape = _SHAPES[Kind.of(method.client_streaming, method.server_streaming)]
     req = expr[method.input_type.lstrip(".")]
     resp = expr[method.output_type.lstrip(".")]
     spec_ref = names.methods[index]

@@ -47,5 +47,3 @@ for _stub in (micro.Stub, micro.SyncStub):
     for _attr in ("_unary", "_server_stream", "_client_stream", "_bidi_stream"):
         if not callable(getattr(_stub, _attr, None)):
             raise RuntimeError(f"micro.{_stub.__name__}.{_attr} is missing from the runtime")
-
-KIND_MEMBERS = {member.name for member in micro.Kind}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from micro.cli import exits
 from tests.cli.helpers import micro, micro_json, one_line_error
 from tests.cluster import Cluster
 from tests.runtime.procs import nodes
+from tests.waiting import eventually_sync
 
 
 def test_services_lists_each_service_with_its_nodes(cluster: Cluster) -> None:
@@ -273,9 +273,7 @@ def test_publish_reaches_a_typed_subscriber(tmp_path: Path) -> None:
         result = micro(cluster, "publish", "cli.greetings", '{"text": "hello"}', "-m", "k=v")
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "published to cli.greetings"
-        deadline = time.monotonic() + 30
-        while not group.events() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually_sync(group.events, timeout=30, interval=0.1, what="the worker got it")
         assert group.events() == [("w1", "hello", False)]
         as_json = micro(cluster, "publish", "cli.greetings", '{"text": "again"}', "-o", "json")
         assert json.loads(as_json.stdout) == {"topic": "cli.greetings", "published": True}

@@ -188,9 +188,8 @@ def test_files_linked_from_another_generated_module() -> None:
     for file in reversed(files):
         pool.Add(FileDescriptorProto.FromString(file.descriptor))
     method = pool.FindMethodByName("shop.orders.v1.Refunds.Refund")
-    assert method.input_type.fields_by_name["lines"].message_type.full_name == (
-        "shop.orders.v1.Order.Line"
-    )
+    line = method.input_type.fields_by_name["lines"].message_type
+    assert line is not None and line.full_name == "shop.orders.v1.Order.Line"
 
 
 def test_reflection_streams_do_not_hold_up_a_graceful_stop(cluster: Cluster) -> None:

@@ -54,6 +54,7 @@ class Streamer(StreamerHandler):
 
     async def echo(self, request: EchoRequest, context: micro.Context) -> EchoReply:
         if request.sleep_ms:
+            note(f"echo-sleeping {request.text}")
             try:
                 await asyncio.sleep(request.sleep_ms / 1000)
             except asyncio.CancelledError:

@@ -18,13 +18,15 @@ from tests.e2e_pb2.app import call_all_kinds, call_sync
 
 
 async def main(target: str, with_editions: bool) -> None:
-    by = {"address": target} if ":" in target else {}
+    address = target if ":" in target else None
     name = None if ":" in target else target
-    result = await call_all_kinds(StreamerClient(name, **by))
+    result = await call_all_kinds(StreamerClient(name, address=address))
     if with_editions:
-        added = await CounterClient(name, **by).add(editions_pb2.Amount(value=41, note="n"))
+        added = await CounterClient(name, address=address).add(
+            editions_pb2.Amount(value=41, note="n")
+        )
         result["editions"] = [added.value, added.note]
-    result["sync"] = await asyncio.to_thread(call_sync, StreamerSyncClient(name, **by))
+    result["sync"] = await asyncio.to_thread(call_sync, StreamerSyncClient(name, address=address))
     print(json.dumps(result))
 
 

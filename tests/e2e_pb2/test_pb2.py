@@ -15,7 +15,7 @@ from golden.streaming.v1.streaming_micro import StreamerClient
 from micro.registry.local import LocalRegistry
 from tests.cli.helpers import micro as micro_cli
 from tests.cluster import Cluster
-from tests.gateway.procs import eventually
+from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 PB2_APP = "tests.e2e_pb2.server"
@@ -82,5 +82,5 @@ def test_pb2_subscriber_receives_json_events_from_micro_publish(
     for text in ("hello", "again"):
         sent = micro_cli(cluster, "publish", "pb2.greetings", json.dumps({"text": text}))
         assert sent.returncode == 0, sent.stderr
-    eventually(lambda: len(cluster.events()) >= 2, what="two events delivered")
+    eventually_sync(lambda: len(cluster.events()) >= 2, timeout=20, what="two events delivered")
     assert cluster.events() == ["a hello", "a again"]

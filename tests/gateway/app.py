@@ -26,6 +26,8 @@ from golden.gateway.v1 import (
 )
 from golden.gateway.v1.gateway_micro import LibraryHandler, register_library_handler
 
+#: printed (then the milliseconds) as ``inspect`` starts sleeping, for tests to wait on
+SLEEPING = "inspect: sleeping "
 BORN = datetime.datetime(1815, 12, 10, tzinfo=datetime.UTC)
 
 
@@ -107,6 +109,7 @@ class Library(LibraryHandler):
 
     async def inspect(self, request: InspectRequest, context: micro.Context) -> InspectReply:
         if request.sleep_ms:
+            print(f"{SLEEPING}{request.sleep_ms} ms", flush=True)  # a test waits for this line
             await asyncio.sleep(request.sleep_ms / 1000)
         if request.error_code:
             raise micro.errors.Error("library", request.error_code, request.error_detail)

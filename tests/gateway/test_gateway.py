@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,10 @@ import pytest
 
 from micro.cli import exits
 from tests.cli.helpers import one_line_error
-from tests.gateway.procs import Gateway, Procs, eventually
+from tests.gateway.app import SLEEPING
+from tests.gateway.procs import Gateway, Procs
 from tests.tooling.helpers import BIN, ROOT, env
+from tests.waiting import eventually_sync
 
 MAX_BODY = 2048
 
@@ -648,14 +649,18 @@ def test_routes_follow_services_as_they_come_and_go(tmp_path: Path) -> None:
             body = error(http.get("/v1/shelves/1/books/2"), 404)
             assert body["detail"].endswith("; no routes are registered")
             node = procs.service("library", "late")
-            eventually(
+            eventually_sync(
                 lambda: http.get("/v1/shelves/1/books/2").status_code == 200,
+                timeout=20,
+                interval=0.1,
                 what="the route appears",
             )
             assert ok(http.get("/v1/shelves/1/books/2"))["title"].endswith("(node late)")
             assert node.terminate() == 0
-            eventually(
+            eventually_sync(
                 lambda: http.get("/v1/shelves/1/books/2").status_code == 404,
+                timeout=20,
+                interval=0.1,
                 what="the route disappears",
             )
         assert gateway.proc.terminate() == 0
@@ -665,7 +670,7 @@ def test_routes_follow_services_as_they_come_and_go(tmp_path: Path) -> None:
 
 def test_sigterm_lets_requests_in_flight_finish(procs: Procs) -> None:
     gateway = procs.gateway()
-    results = _sigterm_during_a_slow_call(gateway)
+    results = _sigterm_during_a_slow_call(procs, gateway)
     assert len(results) == 1
     assert isinstance(results[0], httpx.Response), results
     assert results[0].status_code == 200, results[0].text
@@ -675,13 +680,15 @@ def test_sigterm_lets_requests_in_flight_finish(procs: Procs) -> None:
 
 def test_sigterm_with_no_grace_cuts_requests_in_flight(procs: Procs) -> None:
     """The counterpart of the test above: without the grace period the call is cut."""
-    results = _sigterm_during_a_slow_call(procs.gateway("--grace", "0"))
+    results = _sigterm_during_a_slow_call(procs, procs.gateway("--grace", "0"))
     assert len(results) == 1
     (result,) = results
     assert isinstance(result, httpx.HTTPError) or result.status_code != 200, result
 
 
-def _sigterm_during_a_slow_call(gateway: Gateway) -> list[httpx.Response | httpx.HTTPError]:
+def _sigterm_during_a_slow_call(
+    procs: Procs, gateway: Gateway
+) -> list[httpx.Response | httpx.HTTPError]:
     results: list[httpx.Response | httpx.HTTPError] = []
 
     def slow_call() -> None:
@@ -691,34 +698,20 @@ def _sigterm_during_a_slow_call(gateway: Gateway) -> list[httpx.Response | httpx
             except httpx.HTTPError as exc:
                 results.append(exc)
 
+    def sleeping() -> int:
+        return sum(proc.log.count(SLEEPING) for proc in procs.started)
+
+    before = sleeping()
     caller = threading.Thread(target=slow_call)
     caller.start()
-    eventually(lambda: _connected(gateway), what="the request reached the gateway")
-    time.sleep(0.3)  # the request is now in the service's 1.5 s sleep
+    # the service prints a line as the call starts its 1.5 s sleep: the call is in flight
+    eventually_sync(
+        lambda: sleeping() > before, timeout=20, interval=0.1, what="the call reached the service"
+    )
     gateway.proc.process.send_signal(signal.SIGTERM)
     caller.join(timeout=30)
     assert gateway.proc.process.wait(timeout=30) == 0, gateway.proc.log
     return results
-
-
-def _connected(gateway: Gateway) -> bool:
-    """The gateway process has an established client connection (Linux /proc)."""
-    port = int(gateway.url.rsplit(":", 1)[1])
-    pid = gateway.proc.process.pid
-    inodes = set()
-    for link in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = link.readlink().name
-        except OSError:  # the descriptor closed while we looked
-            continue
-        if target.startswith("socket:"):
-            inodes.add(target[len("socket:[") : -1])
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local_port = int(fields[1].split(":")[1], 16)
-        if local_port == port and fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED
-            return True
-    return False
 
 
 def test_bad_address_is_a_one_line_error(procs: Procs) -> None:

@@ -11,12 +11,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import eventually_sync
 
 READY_TIMEOUT = 20.0
 
@@ -103,15 +104,18 @@ class NatsServer:
 
 def wait_ready(monitor: int, process: subprocess.Popen[bytes] | None = None) -> None:
     """Poll the monitoring port's /healthz until JetStream is up (bounded)."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"nats-server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"nats-server not ready on monitoring port {monitor}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/healthz", timeout=1) as r:
+            status: int = r.status
+            return status == 200
+
+    eventually_sync(
+        healthy,
+        timeout=READY_TIMEOUT,
+        interval=0.05,
+        retry_on=(OSError,),
+        what=f"nats-server ready on monitoring port {monitor}",
+    )

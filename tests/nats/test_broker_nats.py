@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from micro.broker.nats import NatsBroker
 from micro.registry.nats import NatsRegistry
 from tests.nats.server import NatsServer
 from tests.runtime.procs import Nodes, nodes
+from tests.waiting import eventually
 
 
 def unique(prefix: str) -> str:
@@ -45,14 +45,6 @@ async def broker(nats_url: str) -> AsyncIterator[NatsBroker]:
     await b.close()
 
 
-async def until(check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
 async def publish(broker: NatsBroker, topic: str, text: str, durable: bool = False) -> None:
     event = micro.Event(topic, EchoRequest, durable=durable)
     await event.publish(EchoRequest(text=text), broker=broker)
@@ -69,7 +61,7 @@ async def test_queue_group_splits_a_topic_across_replicas(
         texts = [f"m{i}" for i in range(60)]
         for text in texts:
             await publish(broker, topic, text)
-        await until(lambda: len(group.events()) >= 120, 20)
+        await eventually(lambda: len(group.events()) >= 120, timeout=20)
         await asyncio.sleep(0.3)  # nothing more arrives
         events = group.events()
     replicas = [(node, text) for node, text, _ in events if node in "ab"]
@@ -86,7 +78,7 @@ async def test_a_raising_subscriber_is_logged_and_the_service_keeps_running(
         node = group.start(name, "a")
         await publish(broker, topic, "raise-1")
         await publish(broker, topic, "ok-1")
-        await until(lambda: len(group.events()) >= 2, 10)
+        await eventually(lambda: len(group.events()) >= 2, timeout=10)
         await asyncio.sleep(1.5)  # core NATS: at most once, nothing comes back
         assert [text for _, text, _ in group.events()] == ["raise-1", "ok-1"]
         async with micro.Client(registry=NatsRegistry(nats_url)) as c:
@@ -106,7 +98,7 @@ async def test_a_raising_durable_subscriber_gets_the_message_again(
         await publish(broker, topic, "after", durable=True)
         # At least once: a slow ack under load may bring "after" twice; wait for the
         # redelivery itself rather than for a count of events.
-        await until(lambda: ("a", "raise-once-1", True) in group.events(), 15)
+        await eventually(lambda: ("a", "raise-once-1", True) in group.events(), timeout=15)
         events = group.events()
         assert ("a", "raise-once-1", False) in events
         assert ("a", "raise-once-1", True) in events  # nacked, then redelivered
@@ -140,23 +132,28 @@ async def test_broker_restart_loses_no_acknowledged_message(
 
         stop = asyncio.Event()
         task = asyncio.create_task(publisher(stop))
-        await until(lambda: len(acked) >= 50, 20)
+        await eventually(lambda: len(acked) >= 50, timeout=20)
         await asyncio.to_thread(own_nats.kill)  # SIGKILL
         await asyncio.sleep(1.5)  # publishes time out meanwhile (and are not counted)
         await asyncio.to_thread(own_nats.start)  # the same port and store
         restarted = len(acked)
-        await until(lambda: len(acked) >= restarted + 50, 30)  # publishing resumed
+        await eventually(lambda: len(acked) >= restarted + 50, timeout=30)  # publishing resumed
         stop.set()
         await asyncio.wait_for(task, 10)
-        received = lambda: {text for _, text, _ in group.events()}  # noqa: E731
-        await until(lambda: set(acked) <= received(), 30)
+
+        def received() -> set[str]:
+            return {text for _, text, _ in group.events()}
+
+        await eventually(lambda: set(acked) <= received(), timeout=30)
         # core pub/sub resumes too: the subscriber's connection came back
         core = unique("core")
         plain = Nodes(env(own_nats.url, core), tmp_path / "core-events")
         try:
             plain.start(unique("svc"), "p")
             await publish(broker, core, "after-restart")
-            await until(lambda: [t for _, t, _ in plain.events()] == ["after-restart"], 10)
+            await eventually(
+                lambda: [t for _, t, _ in plain.events()] == ["after-restart"], timeout=10
+            )
         finally:
             plain.stop_all()
     await broker.close()
@@ -173,24 +170,28 @@ async def test_a_durable_subscription_stops_even_when_nats_py_swallows_the_cance
 
     real = JetStreamContext.PullSubscription.fetch
     swallowed = 0
+    fetching = False  # the loop is inside (awaiting) nats-py's fetch()
 
     async def fetch(self: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        nonlocal swallowed
+        nonlocal swallowed, fetching
+        fetching = True
         try:
             result: list[Any] = await real(self, *args, **kwargs)
             return result
         except asyncio.CancelledError:
             swallowed += 1
             return []
+        finally:
+            fetching = False
 
     async def handler(delivery: micro.Delivery) -> None:
         return None
 
     monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
     subscription = await broker.subscribe(unique("t"), handler, queue="q", durable=True)
-    task: asyncio.Task[None] = subscription._task  # type: ignore[attr-defined]
-    await asyncio.sleep(0.2)  # the loop waits in fetch()
-    task.cancel()
+    task: asyncio.Task[None] = subscription._task  # type: ignore[union-attr]
+    await eventually(lambda: fetching, what="the loop waiting in fetch()")
+    task.cancel()  # now, while it is suspended there
     await asyncio.wait({task}, timeout=5)
     assert swallowed == 1
     assert task.cancelled()

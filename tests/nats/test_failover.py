@@ -18,6 +18,7 @@ from micro.registry.nats import NatsRegistry
 from tests.nats.load import Load
 from tests.nats.server import NatsServer
 from tests.runtime.procs import nodes
+from tests.waiting import eventually
 
 
 def unique(prefix: str) -> str:
@@ -26,6 +27,11 @@ def unique(prefix: str) -> str:
 
 def env(url: str) -> dict[str, str]:
     return {"MICRO_REGISTRY": "nats", "MICRO_REGISTRY_ADDRESS": url}
+
+
+def answered(load: Load) -> set[str]:
+    """The nodes that have answered a call of ``load`` so far."""
+    return {o.node for o in load.outcomes if o.node}
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ async def test_sigkill_under_load_calls_go_on_through_the_survivor(
         group.start(name, "b", "--ttl", "3")
         load = Load(client, name)
         load.start()
-        await asyncio.sleep(1.0)
+        await eventually(lambda: answered(load) >= {"a", "b"}, what="both nodes under load")
         await asyncio.to_thread(a.kill)
         killed = time.monotonic()
         await asyncio.sleep(2.0)
@@ -69,7 +75,7 @@ async def test_sigterm_under_load_has_zero_failed_calls(
         group.start(name, "b", "--ttl", "15")
         load = Load(client, name, sleep_ms=150)
         load.start()
-        await asyncio.sleep(1.0)
+        await eventually(lambda: answered(load) >= {"a", "b"}, what="both nodes under load")
         signalled = time.monotonic()
         code = await asyncio.to_thread(a.terminate)  # deregister, drain, exit
         await asyncio.sleep(1.0)
@@ -91,9 +97,12 @@ async def test_watch_refreshes_the_client_cache(nats_url: str, tmp_path: Path) -
             assert (await stub.echo(EchoRequest(text="x"))).text == "x from a"
             group.start(name, "b")
             seen: set[str] = set()
-            deadline = time.monotonic() + 10
-            while seen != {"a", "b"} and time.monotonic() < deadline:
+
+            async def both_answer() -> bool:
                 seen.add((await stub.echo(EchoRequest(text="x"))).text.split()[-1])
+                return seen == {"a", "b"}
+
+            await eventually(both_answer, timeout=10, interval=0, what="b in the cache")
             assert seen == {"a", "b"}
 
 

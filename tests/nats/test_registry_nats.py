@@ -19,6 +19,7 @@ from micro.registry.nats import NatsRegistry
 from tests.cluster import ROOT
 from tests.nats.server import NatsServer, free_port
 from tests.runtime.procs import nodes
+from tests.waiting import eventually
 
 
 def unique(prefix: str) -> str:
@@ -31,16 +32,6 @@ async def registry(nats_url: str) -> AsyncIterator[NatsRegistry]:
         yield reg
 
 
-async def wait_for(predicate: object, timeout: float) -> float:
-    """Poll an async predicate until true; returns the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if await predicate():  # type: ignore[operator]
-            return time.monotonic() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 async def test_register_lookup_watch_deregister_across_instances(
     nats_url: str, registry: NatsRegistry
 ) -> None:
@@ -49,7 +40,12 @@ async def test_register_lookup_watch_deregister_across_instances(
     async with NatsRegistry(nats_url) as other:
         watcher = other.watch(name)
         first = asyncio.ensure_future(watcher.__anext__())
-        await asyncio.sleep(0.3)  # the watcher is attached
+
+        # a watch on a registry not yet synced attaches on its first __anext__
+        def attached() -> bool:
+            return watcher._inner is not None  # type: ignore[attr-defined]
+
+        await eventually(attached, what="the watcher attached")
         await registry.register(record, ttl=30)
         event = await asyncio.wait_for(first, 5)
         assert event.type is EventType.CREATE and event.service.nodes == record.nodes
@@ -114,7 +110,7 @@ async def test_lookup_misses_leave_no_consumers_on_the_server(nats_url: str) -> 
                 info = await js.stream_info(f"KV_{bucket}")
                 return info.state.consumer_count == 1
 
-            await wait_for(only_the_mirror_left, 10)
+            await eventually(only_the_mirror_left, timeout=10, what="one consumer left")
         await js.delete_stream(f"KV_{bucket}")
     finally:
         await nc.close()
@@ -156,21 +152,25 @@ async def test_the_mirror_stops_even_when_nats_py_swallows_the_cancel(
 
     real = KeyValue.KeyWatcher.updates
     swallowed = 0
+    waiting = False  # the loop is inside (awaiting) nats-py's updates()
 
     async def updates(self: KeyValue.KeyWatcher, timeout: float = 5.0) -> object:
-        nonlocal swallowed
+        nonlocal swallowed, waiting
+        waiting = True
         try:
             return await real(self, timeout)  # type: ignore[no-untyped-call]
         except asyncio.CancelledError:
             swallowed += 1
             return None  # as wait_for does when the entry was there at the same moment
+        finally:
+            waiting = False
 
     monkeypatch.setattr(KeyValue.KeyWatcher, "updates", updates)
     await registry.list_services()  # synced: the loop waits in updates()
     assert registry._state is not None and registry._state.task is not None
     task = registry._state.task
-    await asyncio.sleep(0.1)
-    task.cancel()
+    await eventually(lambda: waiting, what="the loop waiting in updates()")
+    task.cancel()  # now, while it is suspended there
     await asyncio.wait({task}, timeout=5)
     assert swallowed == 1
     assert task.cancelled()
@@ -186,8 +186,8 @@ async def test_sigkilled_node_disappears_within_its_ttl(
         records = await registry.get_service(name)
         assert [n.address for r in records for n in r.nodes] == [node.address]
         watcher = registry.watch(name)
+        # the registry is synced (get_service above), so the watch is attached at once
         pending = asyncio.ensure_future(watcher.__anext__())
-        await asyncio.sleep(0.2)
         node.kill()  # SIGKILL: no deregistration, no more heartbeats
         killed = time.monotonic()
         event = await asyncio.wait_for(pending, ttl + 2)
@@ -219,7 +219,9 @@ async def test_sigterm_deregisters_at_once(
                 return True
             return False
 
-        assert await wait_for(gone, 5) < 5  # long before the 30 s lease
+        started = time.monotonic()
+        await eventually(gone, timeout=5, what="the node gone from the registry")
+        assert time.monotonic() - started < 5  # long before the 30 s lease
 
 
 def test_env_selects_the_nats_registry() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +37,7 @@ class EchoReply(betterproto2.Message):
     node: str = betterproto2.field(6, betterproto2.TYPE_STRING)
 
 
-def _method(name: str, kind: micro.Kind, attr: str) -> micro.Method:
+def _method(name: str, kind: micro.Kind, attr: str) -> micro.Method[Any, Any]:
     return micro.Method(
         name=f"Echo.{name}",
         path=f"/test.v1.Echo/{name}",
@@ -234,13 +234,3 @@ async def serving(
     service.handle(ECHO_SPEC, handler if handler is not None else Echo())
     async with service:
         yield service
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` (bounded) until it holds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,11 @@ from micro.broker import BrokerError, Delivery, Handler, Message
 from micro.broker.embedded import EmbeddedBroker, topic_service
 from micro.registry import LocalRegistry, MemoryRegistry, NotFound
 from tests.runtime.procs import nodes
+from tests.waiting import eventually
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def until(check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -54,7 +46,7 @@ async def test_in_process_queue_groups_and_plain_subscribers(registry: MemoryReg
     texts = [str(i) for i in range(40)]
     for text in texts:
         await publisher.publish(Message("t.x", text.encode()))
-    await until(lambda: len(got) == 80, 10)
+    await eventually(lambda: len(got) == 80, timeout=10)
     workers = [(n, t) for n, t in got if n != "all"]
     assert sorted(t for _, t in workers) == sorted(texts)  # each exactly once in the group
     assert {n for n, _ in workers} == {"q1", "q2"}
@@ -76,7 +68,7 @@ async def test_unsubscribed_handlers_get_nothing_more(registry: MemoryRegistry) 
     broker = EmbeddedBroker(registry)
     sub = await broker.subscribe("t.y", recorder(got, "s"))
     await broker.publish(Message("t.y", b"1"))
-    await until(lambda: len(got) == 1, 5)
+    await eventually(lambda: len(got) == 1, timeout=5)
     await sub.unsubscribe()
     await broker.publish(Message("t.y", b"2"))
     await asyncio.sleep(0.2)
@@ -97,7 +89,7 @@ async def test_durable_on_the_embedded_broker_warns_and_stays_at_most_once(
     caplog.set_level(logging.WARNING, logger="micro.broker")
     await broker.subscribe("t.z", failing, queue="svc", durable=True)
     await broker.publish(Message("t.z", b"x"), durable=True)
-    await until(lambda: len(seen) == 1, 5)
+    await eventually(lambda: len(seen) == 1, timeout=5)
     await asyncio.sleep(0.3)
     assert seen == [False]  # logged, not redelivered
     messages = [r.getMessage() for r in caplog.records]
@@ -134,7 +126,7 @@ async def test_across_processes_queue_groups_and_failover(tmp_path: Path) -> Non
         first = [f"m{i}" for i in range(30)]
         for text in first:
             await echo_event(topic).publish(EchoRequest(text=text), broker=broker)
-        await until(lambda: len(group.events()) >= 60, 20)
+        await eventually(lambda: len(group.events()) >= 60, timeout=20)
         events = group.events()
         replicas = [(n, t) for n, t, _ in events if n in "ab"]
         assert sorted(t for _, t in replicas) == sorted(first)
@@ -145,7 +137,7 @@ async def test_across_processes_queue_groups_and_failover(tmp_path: Path) -> Non
         second = [f"n{i}" for i in range(20)]
         for text in second:
             await echo_event(topic).publish(EchoRequest(text=text), broker=broker)
-        await until(lambda: len(group.events()) >= 100, 20)
+        await eventually(lambda: len(group.events()) >= 100, timeout=20)
         late = [(n, t) for n, t, _ in group.events() if t.startswith("n") and n in "ab"]
         assert sorted(late) == sorted(("b", t) for t in second)
     await broker.close()
@@ -162,7 +154,7 @@ async def test_across_processes_a_raising_subscriber_keeps_the_service_up(
         node = group.start(name, "a")
         await echo_event(topic).publish(EchoRequest(text="raise-1"), broker=broker)
         await echo_event(topic).publish(EchoRequest(text="ok-1"), broker=broker)
-        await until(lambda: len(group.events()) >= 2, 10)
+        await eventually(lambda: len(group.events()) >= 2, timeout=10)
         await asyncio.sleep(0.5)
         assert [t for _, t, _ in group.events()] == ["raise-1", "ok-1"]  # no redelivery
         async with micro.Client(registry=registry) as c:

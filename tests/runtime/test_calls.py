@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from echo_kit import COLLECT, ECHO, Echo, EchoClient, EchoReply, EchoRequest, serving, wait_for
 
 import micro
 from micro.errors import Status
+from tests.runtime.echo_kit import (
+    COLLECT,
+    ECHO,
+    Echo,
+    EchoClient,
+    EchoReply,
+    EchoRequest,
+    serving,
+)
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,11 +156,11 @@ async def test_unimplemented_answers_unimplemented() -> None:
 
 
 async def test_generated_defaults_answer_unimplemented_for_every_kind() -> None:
-    from echo_kit import EchoHandler
+    from tests.runtime.echo_kit import EchoHandler
 
     async with serving(EchoHandler()) as svc, micro.Client(registry=svc.registry) as client:
         stub = EchoClient("echo", client=client)
-        calls = [
+        calls: list[Callable[[], Awaitable[EchoReply]]] = [
             lambda: stub.echo(EchoRequest()),
             lambda: stub.collect([EchoRequest()]),
         ]
@@ -180,7 +189,7 @@ async def test_deadline_exceeded() -> None:
         assert info.value.grpc_status is Status.DEADLINE_EXCEEDED
         assert info.value.code == 408
         # the handler was cancelled when its deadline passed
-        assert await wait_for(lambda: "echo-cancelled" in handler.events)
+        await eventually(lambda: "echo-cancelled" in handler.events, what="the handler cancelled")
 
 
 async def test_client_default_timeout() -> None:
@@ -284,7 +293,7 @@ async def test_cancelling_the_calling_task_cancels_the_handler() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await wait_for(lambda: "echo-cancelled" in handler.events)
+        await eventually(lambda: "echo-cancelled" in handler.events, what="the handler cancelled")
 
 
 async def test_leaving_a_server_stream_early_cancels_the_handler() -> None:
@@ -298,7 +307,7 @@ async def test_leaving_a_server_stream_early_cancels_the_handler() -> None:
                 if len(got) == 2:
                     break
         assert got == [0, 1]
-        assert await wait_for(lambda: "count-cancelled" in handler.events)
+        await eventually(lambda: "count-cancelled" in handler.events, what="the handler cancelled")
         # the connection is still fine
         assert (await EchoClient("echo", client=client).echo(EchoRequest(text="ok"))).text == "ok"
 
@@ -310,7 +319,7 @@ async def test_leaving_a_bidi_stream_early_cancels_the_handler() -> None:
             await chat.send(EchoRequest(text="1"))
             assert (await chat.recv()) is not None
             # leave without close_send(): the handler is still waiting for requests
-        assert await wait_for(lambda: "chat-cancelled" in handler.events)
+        await eventually(lambda: "chat-cancelled" in handler.events, what="the handler cancelled")
         with pytest.raises(RuntimeError):
             await chat.send(EchoRequest(text="late"))
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 
 import micro
 from micro.registry import MemoryRegistry, Node, ServiceRecord
+from tests.waiting import eventually
 
 
 def record(node: str) -> ServiceRecord:
     return ServiceRecord("cached", nodes=(Node(node, f"127.0.0.1:{1000 + len(node)}"),))
+
+
+async def nodes(client: micro.Client, count: int) -> bool:
+    return len(await client.lookup("cached")) == count
 
 
 async def test_a_watch_refreshes_a_long_lived_cache() -> None:
@@ -22,14 +26,10 @@ async def test_a_watch_refreshes_a_long_lived_cache() -> None:
         await registry.register(record("a"))
         assert [n.id for n in await client.lookup("cached")] == ["a"]
         await registry.register(record("bb"))
-        deadline = time.monotonic() + 5
-        while len(await client.lookup("cached")) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: nodes(client, 2), what="the new node in the cache")
         assert sorted(n.id for n in await client.lookup("cached")) == ["a", "bb"]
         await registry.deregister(record("a"))
-        deadline = time.monotonic() + 5
-        while len(await client.lookup("cached")) > 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: nodes(client, 1), what="the old node out of the cache")
         assert [n.id for n in await client.lookup("cached")] == ["bb"]
 
 

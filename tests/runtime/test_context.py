@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from echo_kit import ECHO
 
 from micro.context import Context, current, outgoing_deadline, outgoing_metadata, use
 from micro.metadata import MetadataView, to_pairs
+from tests.runtime.echo_kit import ECHO
 
 
 def test_outgoing_without_a_current_context() -> None:

@@ -53,12 +53,12 @@ def test_grpc_status_to_code_and_back() -> None:
     assert errors.code_for(Status.UNKNOWN) == 500
     assert errors.grpc_status_for(418) is Status.UNKNOWN
     for code, status in (
-        (405, "UNIMPLEMENTED"),
-        (408, "DEADLINE_EXCEEDED"),
-        (412, "FAILED_PRECONDITION"),
-        (416, "OUT_OF_RANGE"),
+        (405, Status.UNIMPLEMENTED),
+        (408, Status.DEADLINE_EXCEEDED),
+        (412, Status.FAILED_PRECONDITION),
+        (416, Status.OUT_OF_RANGE),
     ):
-        assert errors.grpc_status_for(code) is Status[status]
+        assert errors.grpc_status_for(code) is status
     for code in (400, 401, 403, 404, 409, 429, 499, 500, 501, 503, 504):
         assert errors.code_for(errors.grpc_status_for(code)) == code
 
@@ -74,7 +74,7 @@ def test_status_is_micros_own_enum_with_the_grpc_values() -> None:
         ("INVALID_ARGUMENT", 3),
         ("DEADLINE_EXCEEDED", 4),
     ]
-    assert Status.UNAUTHENTICATED == 16 and len(Status) == 17
+    assert Status.UNAUTHENTICATED.value == 16 and len(Status) == 17
 
 
 def test_origin_says_where_an_error_came_from() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -15,16 +14,9 @@ from micro import broker as broker_mod
 from micro.broker import JSON, BrokerError, Message
 from micro.broker.embedded import EmbeddedBroker
 from micro.registry import MemoryRegistry
+from tests.waiting import eventually
 
 ECHOED = micro.Event("test.echoed", EchoRequest)
-
-
-async def until(check: Callable[[], bool], timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -56,7 +48,7 @@ async def test_subscribers_get_typed_messages_and_metadata(
     async with service:
         await service.publish(ECHOED, EchoRequest(text="pb", sleep_ms=3), metadata={"k": "v"})
         await ECHOED.publish(EchoRequest(text="js"), content_type=JSON, broker=broker)
-        await until(lambda: len(plain) == 2 and len(detailed) == 2)
+        await eventually(lambda: len(plain) == 2 and len(detailed) == 2)
     assert [(m.text, m.sleep_ms) for m in plain] == [("pb", 3), ("js", 0)]
     assert detailed == [
         ("pb", "application/protobuf", {"k": "v"}),
@@ -80,7 +72,7 @@ async def test_undecodable_payloads_are_logged_and_dropped(
         await broker.publish(Message("test.echoed", b"\x0a" + b"\xff" * 10, "application/protobuf"))
         await broker.publish(Message("test.echoed", b"{}", "text/yaml"))
         await ECHOED.publish(EchoRequest(text="fine"), broker=broker)
-        await until(lambda: got == ["fine"])
+        await eventually(lambda: got == ["fine"])
     errors = [r.getMessage() for r in caplog.records if "dropping a message" in r.getMessage()]
     assert len(errors) == 2 and "unsupported content type 'text/yaml'" in errors[1]
 
@@ -102,7 +94,7 @@ async def test_a_raising_subscriber_does_not_stop_the_service(
     async with service:
         for text in ("bad", "good"):
             await ECHOED.publish(EchoRequest(text=text), broker=broker)
-        await until(lambda: got == ["bad", "good"])
+        await eventually(lambda: got == ["bad", "good"])
     assert any("subscriber bug" in (r.exc_text or "") for r in caplog.records)
 
 
@@ -124,7 +116,7 @@ async def test_default_queue_is_the_service_name_so_replicas_share(
     async with replicas[0], replicas[1]:
         for _ in range(20):
             await ECHOED.publish(EchoRequest(text="x"), broker=broker)
-        await until(lambda: len(got) == 20)
+        await eventually(lambda: len(got) == 20)
         await asyncio.sleep(0.1)
     assert len(got) == 20 and set(got) == {"0", "1"}
 
@@ -145,7 +137,7 @@ async def test_the_default_broker_is_used_without_one(
         async with service:
             assert service.broker is broker
             await ECHOED.publish(EchoRequest(text="via default"))
-            await until(lambda: got == ["via default"])
+            await eventually(lambda: got == ["via default"])
     finally:
         broker_mod.set_default(None)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving
 
 import micro
+from tests.runtime.echo_kit import Echo, EchoClient, EchoReply, EchoRequest, serving
 
 pytestmark = pytest.mark.timeout(60)
 

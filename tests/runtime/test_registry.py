@@ -26,6 +26,7 @@ from micro.registry import (
     from_env,
     register_backend,
 )
+from tests.waiting import eventually
 
 
 def record(
@@ -240,14 +241,13 @@ async def test_ttl_expiry_and_refresh(registry: Registry) -> None:
         await asyncio.sleep(ttl / 4)
     [got] = await registry.get_service("greeter")
     assert {n.id for n in got.nodes} == {"short", "long"}
+
     # Stop refreshing: it disappears once the TTL passes.
-    deadline = loop.time() + ttl + 2.0
-    while True:
+    async def only_long() -> bool:
         [got] = await registry.get_service("greeter")
-        if {n.id for n in got.nodes} == {"long"}:
-            break
-        assert loop.time() < deadline, "expired node still listed"
-        await asyncio.sleep(0.05)
+        return {n.id for n in got.nodes} == {"long"}
+
+    await eventually(only_long, timeout=ttl + 2.0, what="the expired node unlisted")
 
 
 async def test_watch_create_update_delete(registry: Registry) -> None:
@@ -318,10 +318,7 @@ async def test_async_for_ends_on_close(registry: Registry) -> None:
 
     task = asyncio.create_task(consume())
     await registry.register(record("greeter", "1", "a"))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while not seen and loop.time() < deadline:
-        await asyncio.sleep(0.02)
+    await eventually(lambda: seen, what="the CREATE event consumed")
     await registry.close()
     await asyncio.wait_for(task, 2.0)
     assert seen == [EventType.CREATE]
@@ -343,15 +340,15 @@ async def test_concurrent_registrations(registry: Registry) -> None:
 async def test_memory_default_ttl() -> None:
     async with MemoryRegistry(default_ttl=0.2) as reg:
         await reg.register(record("greeter", "1", "a"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 3
-        while True:
+
+        async def expired() -> bool:
             try:
                 await reg.get_service("greeter")
             except NotFound:
-                break
-            assert loop.time() < deadline
-            await asyncio.sleep(0.05)
+                return True
+            return False
+
+        await eventually(expired, timeout=3, what="the node expired by the default TTL")
     with pytest.raises(ValueError):
         MemoryRegistry(default_ttl=0)
 

@@ -27,6 +27,7 @@ from micro.registry import (
     default_path,
     from_env,
 )
+from tests.waiting import eventually
 
 CHILD = Path(__file__).with_name("registry_child.py")
 STARTUP_TIMEOUT = 30.0
@@ -237,14 +238,15 @@ async def test_a_stopped_watch_closes_its_connection(tmp_path: Path) -> None:
     before = _open_files(path)
     async with reader.watch("greeter") as watcher:
         waiting = asyncio.ensure_future(anext(watcher))
-        await asyncio.sleep(0.2)  # a few polls: the watcher holds its connection
+        await eventually(lambda: _open_files(path) > before, what="the watcher's connection")
+        await asyncio.sleep(0.2)  # a few polls: the watcher holds its one connection
         assert _open_files(path) == before + 1
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
     assert watcher.stopped
-    await asyncio.sleep(0.1)  # a poll cancelled mid-thread closes it when it returns
-    assert _open_files(path) == before
+    # a poll cancelled mid-thread closes it when it returns
+    await eventually(lambda: _open_files(path) == before, what="the connection closed")
 
 
 async def test_killed_process_disappears_after_ttl(
@@ -275,10 +277,12 @@ async def test_killed_process_disappears_after_ttl(
     await asyncio.wait_for(child.wait(), 10)
     killed_at = loop.time()
 
-    deadline = killed_at + ttl + 2.0
-    while "child-node" in await node_ids(reg):
-        assert loop.time() < deadline, "dead process's node is still registered"
-        await asyncio.sleep(0.05)
+    async def gone() -> bool:
+        return "child-node" not in await node_ids(reg)
+
+    await eventually(
+        gone, timeout=killed_at + ttl + 2.0 - loop.time(), what="the dead process's node gone"
+    )
     assert await node_ids(reg) == {"parent-node"}  # the other node is untouched
 
     ev = await asyncio.wait_for(anext(watcher), 5)

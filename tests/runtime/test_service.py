@@ -10,7 +10,6 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from echo_kit import ECHO_SPEC, Echo, EchoClient, EchoReply, EchoRequest, serving, wait_for
 
 import micro
 import micro.client
@@ -19,6 +18,8 @@ from micro.errors import Status
 from micro.health import ServingStatus
 from micro.registry import MemoryRegistry, Node, NotFound, ServiceRecord
 from micro.selector import RoundRobin
+from tests.runtime.echo_kit import ECHO_SPEC, Echo, EchoClient, EchoReply, EchoRequest, serving
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -175,7 +176,9 @@ async def test_stop_deregisters_first_then_drains_then_closes() -> None:
         inflight = asyncio.create_task(stub.echo(EchoRequest(text="slow", sleep_ms=400)))
         await asyncio.wait_for(handler.started.wait(), 5)
         stopping = asyncio.create_task(svc.stop(grace=5))
-        assert await wait_for(lambda: svc.health.get("") == ServingStatus.NOT_SERVING)
+        await eventually(
+            lambda: svc.health.get("") == ServingStatus.NOT_SERVING, what="health says NOT_SERVING"
+        )
         assert log == ["deregister"]  # deregistered while the call is still running
         with pytest.raises(NotFound):
             await registry.get_service("echo")
@@ -204,7 +207,9 @@ async def test_draining_node_is_skipped_by_retries() -> None:
             )
             await asyncio.wait_for(blocker.started.wait(), 5)
             stopping = asyncio.create_task(a.stop(grace=10))
-            assert await wait_for(lambda: a.health.get("") == ServingStatus.NOT_SERVING)
+            await eventually(
+                lambda: a.health.get("") == ServingStatus.NOT_SERVING, what="a draining"
+            )
             for _ in range(4):
                 assert (await stub.echo(EchoRequest())).node == "b"
                 # a list of requests is replayable: retried on b
@@ -239,7 +244,7 @@ async def test_grace_expiry_cancels_remaining_calls() -> None:
         )
         await asyncio.wait_for(handler.started.wait(), 5)
         await asyncio.wait_for(svc.stop(grace=0.1), 5)
-        assert await wait_for(lambda: "echo-cancelled" in handler.events)
+        await eventually(lambda: "echo-cancelled" in handler.events, what="the handler cancelled")
         with pytest.raises(micro.Error):
             await asyncio.wait_for(call, 5)
 

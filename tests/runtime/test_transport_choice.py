@@ -7,13 +7,13 @@ import asyncio
 from collections.abc import Mapping
 
 import pytest
-from echo_kit import ECHO, EchoReply, EchoRequest, serving
 
 import micro
 from micro import transport
 from micro.broker.embedded import EmbeddedBroker
 from micro.spec import AnyMethod
 from micro.transport import ClientTransport, Dispatch, GrpclibTransport, ServerTransport
+from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
 
 
 class Counting:

@@ -8,7 +8,6 @@ from typing import Any
 
 import grpc
 import pytest
-from echo_kit import ECHO, EchoClient, EchoRequest, serving
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Handler
 from grpclib.const import Status as GrpclibStatus
@@ -19,6 +18,7 @@ from grpclib.server import Server, Stream
 import micro
 from micro.errors import Status
 from micro.health import HealthCheckRequest, HealthCheckResponse, ServingStatus
+from tests.runtime.echo_kit import ECHO, EchoClient, EchoRequest, serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,7 +97,7 @@ class _PlainServer:
         await stream.recv_message()
         await stream.send_message(bytes(EchoRequest(text="handled")))
         # the reply is on its way; the connection goes before the call's status does
-        stream._stream._transport.close()  # type: ignore[attr-defined]
+        stream._stream._transport.close()
 
     async def junk(self, stream: Stream[Any, Any]) -> None:
         await stream.recv_message()
@@ -152,6 +152,7 @@ async def plain() -> AsyncIterator[tuple[_PlainServer, str]]:
     handlers = _PlainServer()
     server = Server([handlers], codec=RawCodec())
     await server.start("127.0.0.1", 0)
+    assert isinstance(server._server, asyncio.Server)
     port = server._server.sockets[0].getsockname()[1]
     try:
         yield handlers, f"127.0.0.1:{port}"
