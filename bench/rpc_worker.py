@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import signal
 import sys
 import time
@@ -26,7 +27,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STACKS = ("micro", "micro-pb2", "grpclib-bp2", "grpclib-pb2", "grpcio-bp2", "grpcio-pb2")
+# micro stacks run on grpcio (the default transport) unless named -grpclib
+STACKS = (
+    "micro",
+    "micro-pb2",
+    "micro-grpclib",
+    "micro-grpclib-pb2",
+    "grpclib-bp2",
+    "grpclib-pb2",
+    "grpcio-bp2",
+    "grpcio-pb2",
+)
+
+
+def use_transport(stack: str) -> None:
+    """A micro stack's transport, for every micro object this process builds."""
+    if stack.startswith("micro"):
+        os.environ["MICRO_TRANSPORT"] = "grpclib" if "grpclib" in stack else "grpcio"
+
+
 SERVICE = "benchpb.v1.Bench"
 PATHS = {name: f"/{SERVICE}/{name}" for name in ("Small", "Medium", "Stream")}
 
@@ -208,6 +227,7 @@ async def _until_signal() -> None:
 
 
 def serve(stack: str, gen: Path) -> None:
+    use_transport(stack)
     logic = Logic(load_messages(gen, stack))
 
     def ready(target: str) -> None:
@@ -322,6 +342,7 @@ async def closed_loop(
 
 
 async def load(args: argparse.Namespace) -> dict[str, Any]:
+    use_transport(args.stack)
     m = load_messages(args.gen, args.stack)
     factory = {"micro": micro_client, "grpclib": grpclib_client, "grpcio": grpcio_client}
     client = await factory[args.stack.split("-")[0]](args.target, m)

@@ -2,12 +2,13 @@
 
 Retry rules: a call is retried (up to ``retries`` more attempts, waiting
 ``backoff * 2**attempt`` seconds between attempts, never past the deadline) when it
-fails with gRPC status ``UNAVAILABLE`` (connection refused, connection lost, node
-draining) *and no response message was received yet*. The next attempt prefers a node
-not tried yet for this call (with a static ``address``: the same address). Per kind:
+fails with gRPC status ``UNAVAILABLE`` (connection refused, node draining) *and the call
+is not committed* (:attr:`micro.transport.OutboundCall.committed`: no response message
+arrived; on grpcio also: the connection was not lost after the request went out, since
+grpcio cannot tell whether a reply had arrived). The next attempt prefers a node not
+tried yet for this call (with a static ``address``: the same address). Per kind:
 
-* unary and server-streaming: the request is replayable, so any such failure before
-  the first response message is retried;
+* unary and server-streaming: the request is replayable, so any such failure is retried;
 * bidi-streaming: only opening the call (connecting, sending headers) is retried;
 * client-streaming: a ``Sequence`` of requests (list, tuple) is replayed; any other
   iterable is retried only if the failure happened before its first item was taken.
@@ -242,7 +243,7 @@ class Client(AsyncClosing):
                 await outbound.aclose()
                 if not (
                     exc.grpc_status is Status.UNAVAILABLE
-                    and outbound.messages_received == 0
+                    and not outbound.committed
                     and attempt < self._retries
                     and replayable()
                 ):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bench import codegen
 from bench.corpus import write_corpus
+from bench.report import RAW
+from bench.rpc_worker import STACKS
 from protoc_gen_micro.protoc import include_dirs
 from tests.cluster import ROOT
 
@@ -55,7 +57,7 @@ def test_rpc_smoke_writes_its_table(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable, "-m", "bench", "--smoke", "--suites", "rpc", "memory",
-            "--stacks", "micro", "micro-pb2", "grpclib-bp2", "grpclib-pb2",
+            "--stacks", *STACKS,
             "--duration", "0.3", "--stream-count", "500",
             "--out", str(report),
         ],
@@ -64,10 +66,11 @@ def test_rpc_smoke_writes_its_table(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     text = report.read_text()
     assert "### RPC" in text and "### Memory" in text
-    prefixes = tuple(f"| {s} |" for s in ("micro", "micro-pb2", "grpclib-bp2", "grpclib-pb2"))
+    prefixes = tuple(f"| {s} |" for s in STACKS)
     rows = [line for line in text.splitlines() if line.startswith(prefixes)]
-    assert len(rows) == 8  # one RPC row and one memory row per stack
+    assert len(rows) == 2 * len(STACKS)  # one RPC row and one memory row per stack
     assert all("-" not in row.split("|")[2] for row in rows)  # every cell has a number
-    for ours, raw in (("micro", "grpclib-bp2"), ("micro-pb2", "grpclib-pb2")):
+    for ours, raw in RAW.items():  # micro on each transport against its raw transport
         assert f"| target ({ours} vs raw {raw}) |" in text
-    assert text.count("| unary/small/c64 req/s ratio") == 2
+    assert text.count("| unary/small/c64 req/s ratio") == len(RAW)
+    assert "| target (micro vs grpcio-pb2) |" in text

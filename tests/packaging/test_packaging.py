@@ -56,24 +56,27 @@ def test_wheels_ship_py_typed_and_templates(tmp_path: Path) -> None:
 
 
 def test_runtime_installs_without_generator_dependencies(tmp_path: Path) -> None:
+    """The slim install: betterproto2 and grpcio (the default transport), no protobuf, no
+    grpclib (an extra), none of the generator's dependencies."""
     env = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env)
     python = env / "bin" / "python"
     pip(python, str(ROOT / "runtime"))
-    probe = (
-        "import importlib.util as u, micro; "
-        "print([m for m in ('jinja2', 'black', 'grpc_tools', 'grpc', 'google.protobuf') "
-        "if u.find_spec(m.split('.')[0]) is not None and u.find_spec(m) is not None])"
+    slim = ("google.protobuf", "grpclib", "h2", "click", "starlette", *GENERATOR_DEPS)
+    assert _installed(python, slim) == []
+    probe = "import micro, micro.transport; print(micro.transport.from_env().name)"
+    out = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "grpcio"
 
 
 def _installed(python: Path, modules: tuple[str, ...]) -> list[str]:
     """Which of `modules` the venv of `python` can import (run outside the checkout)."""
     probe = (
         "import importlib.util as u, json; "
-        f"print(json.dumps([m for m in {list(modules)!r} if u.find_spec(m) is not None]))"
+        f"print(json.dumps([m for m in {list(modules)!r} "
+        "if u.find_spec(m.split('.')[0]) is not None and u.find_spec(m) is not None]))"
     )
     out = subprocess.run(
         [str(python), "-c", probe], capture_output=True, text=True, check=True, cwd=python.parent

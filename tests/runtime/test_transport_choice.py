@@ -12,17 +12,20 @@ import micro
 from micro import transport
 from micro.broker.embedded import EmbeddedBroker
 from micro.spec import AnyMethod
-from micro.transport import ClientTransport, Dispatch, GrpclibTransport, ServerTransport
+from micro.transport import ClientTransport, Dispatch, GrpcioTransport, ServerTransport, Transport
+from micro.transport.grpclib_impl import GrpclibTransport
 from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
+
+TRANSPORTS = pytest.mark.parametrize("inner", [GrpcioTransport, GrpclibTransport])
 
 
 class Counting:
-    """A transport that counts the servers and clients it builds (over grpclib)."""
+    """A transport that counts the servers and clients it builds (over a real one)."""
 
     name = "counting"
 
-    def __init__(self) -> None:
-        self.inner = GrpclibTransport()
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
         self.servers = 0
         self.clients = 0
 
@@ -35,8 +38,11 @@ class Counting:
         return self.inner.client()
 
 
-async def test_service_and_client_use_the_transport_they_are_given() -> None:
-    wire = Counting()
+@TRANSPORTS
+async def test_service_and_client_use_the_transport_they_are_given(
+    inner: type[Transport],
+) -> None:
+    wire = Counting(inner())
     async with serving(transport=wire) as svc:
         assert wire.servers == 1
         async with micro.Client(registry=micro.MemoryRegistry(), transport=wire) as client:
@@ -45,8 +51,11 @@ async def test_service_and_client_use_the_transport_they_are_given() -> None:
         assert wire.clients == 1
 
 
-async def test_the_embedded_broker_serves_and_hands_over_on_its_transport() -> None:
-    wire = Counting()
+@TRANSPORTS
+async def test_the_embedded_broker_serves_and_hands_over_on_its_transport(
+    inner: type[Transport],
+) -> None:
+    wire = Counting(inner())
     registry = micro.MemoryRegistry()
     subscriber = EmbeddedBroker(registry, transport=wire)
     publisher = EmbeddedBroker(registry, transport=wire)
@@ -67,7 +76,10 @@ async def test_the_embedded_broker_serves_and_hands_over_on_its_transport() -> N
 
 
 def test_micro_transport_picks_the_default_and_rejects_unknown_names() -> None:
-    assert isinstance(transport.from_env({}), GrpclibTransport)
+    assert isinstance(transport.from_env({}), GrpcioTransport)
     assert isinstance(transport.from_env({"MICRO_TRANSPORT": " GRPCLIB "}), GrpclibTransport)
-    with pytest.raises(ValueError, match="unknown MICRO_TRANSPORT='bogus'; valid values: grpclib"):
+    assert transport.GrpclibTransport is GrpclibTransport  # imported on use
+    with pytest.raises(
+        ValueError, match="unknown MICRO_TRANSPORT='bogus'; valid values: grpcio, grpclib"
+    ):
         transport.from_env({"MICRO_TRANSPORT": "bogus"})

@@ -88,6 +88,14 @@ class OutboundCall(Protocol):
     def messages_received(self) -> int: ...
 
     @property
+    def committed(self) -> bool:
+        """Whether the server may have handled the request, so that running it again could
+        run it twice: a response message arrived, or the call was cut off after its
+        request went out. False for a call the server provably refused or never got
+        (connection refused, a status the server answered with)."""
+        ...
+
+    @property
     def headers(self) -> MetadataView | None:
         """Response headers, once received."""
         ...

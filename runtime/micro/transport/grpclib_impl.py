@@ -258,6 +258,10 @@ class _OutboundCall:
         return self._received
 
     @property
+    def committed(self) -> bool:
+        return self._received > 0
+
+    @property
     def headers(self) -> MetadataView | None:
         md = self._stream.initial_metadata
         return None if md is None else MetadataView(md.items())
