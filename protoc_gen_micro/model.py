@@ -23,7 +23,15 @@ from . import runtime_names as rt
 from .comments import CommentIndex
 from .descriptors import ProtoFileModel, proto_files
 from .http import HttpRuleModel, http_rules
-from .layout import docstring, exploded, exploded_value, fit, literal, tuple_value
+from .layout import (
+    docstring,
+    exploded,
+    exploded_value,
+    fit,
+    literal,
+    tuple_of,
+    tuple_value,
+)
 from .naming import (
     Betterproto2Naming,
     MessageNaming,
@@ -232,6 +240,8 @@ class ServiceModel:
 class FileModel:
     source: str  # the .proto, as protoc names it
     output: str  # path of the generated module, relative to the output root
+    specs_only: bool  # output=specs: no clients, handlers or register functions
+    runtime_import: str  # the line importing the runtime as rt.ALIAS
     std_imports: tuple[str, ...]
     imports: tuple[Import, ...]
     exports: tuple[str, ...]
@@ -366,35 +376,38 @@ def _build_file(
         )
         for index, service in enumerate(proto.service)
     )
+    specs_only = options.output == "specs"
     exports = tuple(
         sorted(
             name
             for s in services
             for name in (
                 s.spec,
-                s.handler,
-                s.register,
-                *(c.name for c in s.clients),
                 *(m.const for m in s.methods),
+                *(() if specs_only else (s.handler, s.register, *(c.name for c in s.clients))),
             )
         )
     )
+    # Only signatures and decorators (clients, handlers) need these.
     deprecated = any(s.deprecated or any(m.deprecated for m in s.methods) for s in services)
     streaming = any(m.kind != f"{rt.KIND}.UNARY" for s in services for m in s.methods)
     return FileModel(
         source=proto.name,
         output=output,
+        specs_only=specs_only,
+        runtime_import=rt.SPECS_IMPORT if specs_only else rt.RUNTIME_IMPORT,
         std_imports=tuple(
             line
             for line, needed in (
                 ("import typing as _t", streaming),
                 ("import typing_extensions as _te", deprecated),
             )
-            if needed
+            if needed and not specs_only
         ),
         imports=tuple(sorted(imports, key=lambda i: (i.source, i.name))),
         exports=exports,
-        all_block=exploded(0, "__all__ = ", [literal(name) for name in exports]),
+        # One name (output=specs, a service with no rpc) is a one-item tuple.
+        all_block=tuple_of(0, "__all__ = ", [literal(name) for name in exports]),
         services=services,
         files=embedded,
         file_modules=tuple(file_modules),

@@ -7,10 +7,15 @@ from typing import Literal
 
 PathsMode = Literal["import", "source_relative"]
 MessagesBackend = Literal["betterproto2", "protobuf"]
+# `module`: specs, clients, handlers; `specs`: `_FILES`, the Method constants and the
+# ServiceSpec only, importing nothing of the runtime but `micro.spec` (the runtime's own
+# built-in services, which `import micro` itself imports, are generated so).
+OutputMode = Literal["module", "specs"]
 
 KNOWN = {
     "paths": ("import", "source_relative"),
     "messages": ("betterproto2", "protobuf"),
+    "output": ("module", "specs"),
 }
 
 
@@ -22,6 +27,7 @@ class OptionError(ValueError):
 class Options:
     paths: PathsMode = "import"
     messages: MessagesBackend = "betterproto2"
+    output: OutputMode = "module"
 
 
 def parse_options(parameter: str) -> Options:
@@ -48,4 +54,5 @@ def parse_options(parameter: str) -> Options:
     messages: MessagesBackend = (
         "protobuf" if values.get("messages") == "protobuf" else "betterproto2"
     )
-    return Options(paths=paths, messages=messages)
+    output: OutputMode = "specs" if values.get("output") == "specs" else "module"
+    return Options(paths=paths, messages=messages, output=output)

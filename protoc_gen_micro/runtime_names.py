@@ -10,9 +10,16 @@ from typing import Any
 
 import micro
 import micro.errors
+import micro.spec
 
 ALIAS = "_micro"
 ALIAS_MODULE = micro.__name__
+RUNTIME_IMPORT = f"import {ALIAS_MODULE} as {ALIAS}"
+# An `output=specs` module imports only the spec module, under the same alias (`import
+# micro` would be an import circle for the runtime's own built-in services).
+SPECS_MODULE = micro.spec.__name__
+_SPECS_PARENT, _, _SPECS_NAME = SPECS_MODULE.rpartition(".")
+SPECS_IMPORT = f"from {_SPECS_PARENT} import {_SPECS_NAME} as {ALIAS}"
 
 
 def _ref(owner: Any, obj: Any, prefix: str) -> str:
@@ -22,11 +29,17 @@ def _ref(owner: Any, obj: Any, prefix: str) -> str:
     return f"{prefix}{name}"
 
 
-KIND = _ref(micro, micro.Kind, f"{ALIAS}.")
-HTTP_RULE = _ref(micro, micro.HttpRule, f"{ALIAS}.")
-METHOD = _ref(micro, micro.Method, f"{ALIAS}.")
-SERVICE_SPEC = _ref(micro, micro.ServiceSpec, f"{ALIAS}.")
-PROTO_FILE = _ref(micro, micro.ProtoFile, f"{ALIAS}.")
+def _spec_ref(obj: Any) -> str:
+    """A name that `output=specs` modules use too: the same object on micro.spec as on micro."""
+    _ref(micro.spec, obj, f"{SPECS_MODULE}.")
+    return _ref(micro, obj, f"{ALIAS}.")
+
+
+KIND = _spec_ref(micro.Kind)
+HTTP_RULE = _spec_ref(micro.HttpRule)
+METHOD = _spec_ref(micro.Method)
+SERVICE_SPEC = _spec_ref(micro.ServiceSpec)
+PROTO_FILE = _spec_ref(micro.ProtoFile)
 COLLECT_FILES = _ref(micro.ProtoFile, micro.ProtoFile.collect, f"{PROTO_FILE}.")
 STUB = _ref(micro, micro.Stub, f"{ALIAS}.")
 HANDLER = _ref(micro, micro.Handler, f"{ALIAS}.")

@@ -1,4 +1,5 @@
-"""Regenerate golden*/ trees: `python -m scripts.golden [--check]`.
+"""Regenerate golden*/ trees and the runtime's built-in services: `python -m scripts.golden
+[--check]`.
 
 golden/ holds everything generated for the example protos (betterproto2 messages and
 micro modules), as one importable package, so tests can type-check and run it.
@@ -7,6 +8,8 @@ golden-scaffold/hello/ is what `micro-new hello --micro-source index` creates. I
 sibling of golden/, not inside it: it is a project of its own (its own pyproject.toml,
 tests and `gen` package), which must not become part of the `golden` package that tests
 import and type-check; the hyphen keeps it from ever being importable.
+runtime/micro/_builtin/ is the runtime's own health, reflection and broker messages and
+specs (`output=specs`, see scripts/builtin_protos.py), checked and rewritten here too.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from protoc_gen_micro.scaffold import (
     generator_version,
     project_names,
 )
-from protoc_gen_micro.trees import diff_trees, tree
+from protoc_gen_micro.trees import diff_trees, sync_tree, tree
+from scripts import builtin_protos
 
 __all__ = [
+    "BUILTIN",
     "EXAMPLES",
     "GOLDEN",
     "GOLDEN_SCAFFOLD",
@@ -50,6 +55,7 @@ GOLDEN_PB2 = ROOT / "golden-pb2"
 # betterproto2-compiler refuses editions files; only the `_pb2` backend generates these.
 EDITIONS = "editions/"
 SCAFFOLD_NAME = "hello"
+BUILTIN = builtin_protos.BUILTIN
 
 
 def example_protos(*, editions: bool = False) -> list[str]:
@@ -82,25 +88,36 @@ def main(check: bool) -> None:
         out = Path(tmp) / "golden"
         out_scaffold = Path(tmp) / "golden-scaffold"
         out_pb2 = Path(tmp) / "golden-pb2"
+        out_builtin = Path(tmp) / "_builtin"
         try:
             generate(out)
             generate_pb2(out_pb2)
             generate_scaffold(out_scaffold)
+            builtin_protos.generate(out_builtin)
         except (ProtocError, ScaffoldError) as exc:
             raise click.ClickException(str(exc)) from None
         pairs = ((GOLDEN, out), (GOLDEN_PB2, out_pb2), (GOLDEN_SCAFFOLD, out_scaffold))
         if check:
-            diff = [line for golden, fresh in pairs for line in diff_trees(golden, fresh)]
+            diff = [
+                line
+                for golden, fresh in (*pairs, (BUILTIN, out_builtin))
+                for line in diff_trees(golden, fresh)
+            ]
             if diff:
                 sys.stdout.writelines(diff)
                 raise SystemExit(1)
-            click.echo("golden/, golden-pb2/ and golden-scaffold/ are up to date")
+            click.echo(
+                "golden/, golden-pb2/, golden-scaffold/ and runtime/micro/_builtin/ are up to date"
+            )
             return
         for golden, fresh in pairs:
             if golden.exists():
                 shutil.rmtree(golden)
             shutil.copytree(fresh, golden)
             click.echo(f"regenerated {len(tree(golden))} files in {golden.name}/")
+        # The runtime imports this tree (and the plugin the runtime): rewrite changed files only.
+        changes = sync_tree(out_builtin, BUILTIN)
+        click.echo(f"runtime/micro/_builtin/: {changes.summary()}")
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ from google.protobuf.message import DecodeError, Message
 
 import micro
 from micro.reflection import (
-    REFLECTION_SPEC,
-    REFLECTION_V1ALPHA_SPEC,
+    REFLECTION_INFO,
+    REFLECTION_V1ALPHA_INFO,
     ServerReflectionRequest,
     ServerReflectionResponse,
+    translate,
 )
 from micro.status import Status
 
@@ -74,7 +75,8 @@ class Target:
         return self.address or self.service or "?"
 
 
-_VERSIONS = (REFLECTION_SPEC.methods[0], REFLECTION_V1ALPHA_SPEC.methods[0])
+# Each version has its own message classes; requests and answers are v1's, translated.
+_VERSIONS: tuple[micro.Method[Any, Any], ...] = (REFLECTION_INFO, REFLECTION_V1ALPHA_INFO)
 
 
 class Reflection:
@@ -85,8 +87,7 @@ class Reflection:
         self._target = target
         self._timeout = timeout
         self._version = 0
-        self._stream: micro.BidiStream[ServerReflectionRequest, ServerReflectionResponse] | None
-        self._stream = None
+        self._stream: micro.BidiStream[Any, Any] | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -106,16 +107,17 @@ class Reflection:
 
     async def _ask(self, request: ServerReflectionRequest) -> ServerReflectionResponse:
         while True:
+            method = _VERSIONS[self._version]
             if self._stream is None:
                 self._stream = self._client.bidi_stream(
-                    _VERSIONS[self._version],
+                    method,
                     service=self._target.service,
                     address=self._target.address,
                     timeout=self._timeout,
                 )
             try:
-                await self._stream.send(request)
-                response = await self._stream.recv()
+                await self._stream.send(translate(request, method.request_type))
+                answer = await self._stream.recv()
             except micro.Error as exc:
                 await self.aclose()
                 if exc.grpc_status is Status.UNIMPLEMENTED and self._version + 1 < len(_VERSIONS):
@@ -127,9 +129,10 @@ class Reflection:
                         "(grpc.reflection.v1 or v1alpha)"
                     ) from None
                 raise
-            if response is None:
+            if answer is None:
                 await self.aclose()
                 raise Unreachable(f"{self._target.label} closed the reflection stream")
+            response = translate(answer, ServerReflectionResponse)
             if response.error_response is not None:
                 if response.error_response.error_code == Status.NOT_FOUND.value:
                     raise NotFound(response.error_response.error_message)

@@ -4,72 +4,32 @@ Every :class:`micro.Service` serves it. The overall status (service ``""``) and 
 registered proto service name are ``SERVING`` while running and ``NOT_SERVING`` once
 the service starts draining. Unknown names: ``Check`` answers ``NOT_FOUND``, ``Watch``
 streams ``SERVICE_UNKNOWN`` until the name appears.
+
+The messages and ``HEALTH_SPEC`` are generated from ``runtime/protos/grpc/health/v1/``
+into ``micro._builtin`` (``python -m scripts.builtin_protos``); the handler is written here.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
-import betterproto2
 
 from micro import errors
-from micro._protofiles import HEALTH_V1
+from micro._builtin.grpc.health.v1 import HealthCheckRequest, HealthCheckResponse
+from micro._builtin.grpc.health.v1 import HealthCheckResponseServingStatus as ServingStatus
+from micro._builtin.grpc.health.v1.health_micro import HEALTH_CHECK, HEALTH_SPEC, HEALTH_WATCH
 from micro.context import Context
 from micro.server import Handler
-from micro.spec import Kind, Method, ServiceSpec
 
 __all__ = [
+    "HEALTH_CHECK",
     "HEALTH_SPEC",
+    "HEALTH_WATCH",
     "HealthCheckRequest",
     "HealthCheckResponse",
     "HealthHandler",
     "ServingStatus",
 ]
-
-
-class ServingStatus(betterproto2.Enum):
-    UNKNOWN = 0
-    SERVING = 1
-    NOT_SERVING = 2
-    SERVICE_UNKNOWN = 3
-
-
-@dataclass(eq=False, repr=False)
-class HealthCheckRequest(betterproto2.Message):
-    service: str = betterproto2.field(1, betterproto2.TYPE_STRING)
-
-
-@dataclass(eq=False, repr=False)
-class HealthCheckResponse(betterproto2.Message):
-    status: ServingStatus = betterproto2.field(  # noqa: RUF009
-        1, betterproto2.TYPE_ENUM, default_factory=lambda: ServingStatus(0)
-    )
-
-
-HEALTH_SPEC = ServiceSpec(
-    name="grpc.health.v1.Health",
-    methods=(
-        Method(
-            name="Health.Check",
-            path="/grpc.health.v1.Health/Check",
-            kind=Kind.UNARY,
-            request_type=HealthCheckRequest,
-            response_type=HealthCheckResponse,
-            handler_attr="check",
-        ),
-        Method(
-            name="Health.Watch",
-            path="/grpc.health.v1.Health/Watch",
-            kind=Kind.SERVER_STREAM,
-            request_type=HealthCheckRequest,
-            response_type=HealthCheckResponse,
-            handler_attr="watch",
-        ),
-    ),
-    files=(HEALTH_V1,),
-)
 
 
 class HealthHandler(Handler):

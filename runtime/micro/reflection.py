@@ -13,27 +13,52 @@ built-in health and reflection services' own files; protobuf is never imported.
   ``all_extension_numbers_of_type``: an empty list for a known message, else ``NOT_FOUND``;
 * anything unknown or empty: an ``error_response`` on the stream, which stays open.
 
-v1 and v1alpha share their wire format, so the same message classes serve both.
+The messages and specs are generated from ``runtime/protos/grpc/reflection/`` into
+``micro._builtin`` (``python -m scripts.builtin_protos``); the handler is written here. v1
+and v1alpha are the same protocol in two packages, with one wire format: the handler
+answers in v1's messages, and :attr:`ReflectionHandler.v1alpha` serves v1alpha by
+translating each message through its bytes into the other package's class.
 """
-
-# betterproto2.field() builds a field spec, not a shared mutable default:
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from typing import TypeVar
 
 import betterproto2
 
-from micro._protofiles import REFLECTION_V1, REFLECTION_V1ALPHA
+from micro._builtin.grpc.reflection import v1alpha
+from micro._builtin.grpc.reflection.v1 import (
+    ErrorResponse,
+    ExtensionNumberResponse,
+    ExtensionRequest,
+    FileDescriptorResponse,
+    ListServiceResponse,
+    ServerReflectionRequest,
+    ServerReflectionResponse,
+    ServiceResponse,
+)
+from micro._builtin.grpc.reflection.v1.reflection_micro import (
+    SERVER_REFLECTION_SERVER_REFLECTION_INFO as REFLECTION_INFO,
+)
+from micro._builtin.grpc.reflection.v1.reflection_micro import (
+    SERVER_REFLECTION_SPEC as REFLECTION_SPEC,
+)
+from micro._builtin.grpc.reflection.v1alpha.reflection_micro import (
+    SERVER_REFLECTION_SERVER_REFLECTION_INFO as REFLECTION_V1ALPHA_INFO,
+)
+from micro._builtin.grpc.reflection.v1alpha.reflection_micro import (
+    SERVER_REFLECTION_SPEC as REFLECTION_V1ALPHA_SPEC,
+)
 from micro.context import Context
 from micro.server import Handler
-from micro.spec import Kind, Method, ProtoFile, ServiceSpec
+from micro.spec import ProtoFile, ServiceSpec
 from micro.status import Status
 
 __all__ = [
+    "REFLECTION_INFO",
     "REFLECTION_SPEC",
+    "REFLECTION_V1ALPHA_INFO",
     "REFLECTION_V1ALPHA_SPEC",
     "ErrorResponse",
     "ExtensionNumberResponse",
@@ -44,101 +69,16 @@ __all__ = [
     "ServerReflectionRequest",
     "ServerReflectionResponse",
     "ServiceResponse",
+    "translate",
 ]
 
-
-@dataclass(eq=False, repr=False)
-class ExtensionRequest(betterproto2.Message):
-    containing_type: str = betterproto2.field(1, betterproto2.TYPE_STRING)
-    extension_number: int = betterproto2.field(2, betterproto2.TYPE_INT32)
+M = TypeVar("M", bound=betterproto2.Message)
 
 
-@dataclass(eq=False, repr=False)
-class ServerReflectionRequest(betterproto2.Message):
-    host: str = betterproto2.field(1, betterproto2.TYPE_STRING)
-    file_by_filename: str | None = betterproto2.field(
-        3, betterproto2.TYPE_STRING, optional=True, group="message_request"
-    )
-    file_containing_symbol: str | None = betterproto2.field(
-        4, betterproto2.TYPE_STRING, optional=True, group="message_request"
-    )
-    file_containing_extension: ExtensionRequest | None = betterproto2.field(
-        5, betterproto2.TYPE_MESSAGE, optional=True, group="message_request"
-    )
-    all_extension_numbers_of_type: str | None = betterproto2.field(
-        6, betterproto2.TYPE_STRING, optional=True, group="message_request"
-    )
-    list_services: str | None = betterproto2.field(
-        7, betterproto2.TYPE_STRING, optional=True, group="message_request"
-    )
-
-
-@dataclass(eq=False, repr=False)
-class FileDescriptorResponse(betterproto2.Message):
-    file_descriptor_proto: list[bytes] = betterproto2.field(
-        1, betterproto2.TYPE_BYTES, repeated=True
-    )
-
-
-@dataclass(eq=False, repr=False)
-class ExtensionNumberResponse(betterproto2.Message):
-    base_type_name: str = betterproto2.field(1, betterproto2.TYPE_STRING)
-    extension_number: list[int] = betterproto2.field(2, betterproto2.TYPE_INT32, repeated=True)
-
-
-@dataclass(eq=False, repr=False)
-class ServiceResponse(betterproto2.Message):
-    name: str = betterproto2.field(1, betterproto2.TYPE_STRING)
-
-
-@dataclass(eq=False, repr=False)
-class ListServiceResponse(betterproto2.Message):
-    service: list[ServiceResponse] = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
-
-
-@dataclass(eq=False, repr=False)
-class ErrorResponse(betterproto2.Message):
-    error_code: int = betterproto2.field(1, betterproto2.TYPE_INT32)
-    error_message: str = betterproto2.field(2, betterproto2.TYPE_STRING)
-
-
-@dataclass(eq=False, repr=False)
-class ServerReflectionResponse(betterproto2.Message):
-    valid_host: str = betterproto2.field(1, betterproto2.TYPE_STRING)
-    original_request: ServerReflectionRequest | None = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
-    file_descriptor_response: FileDescriptorResponse | None = betterproto2.field(
-        4, betterproto2.TYPE_MESSAGE, optional=True, group="message_response"
-    )
-    all_extension_numbers_response: ExtensionNumberResponse | None = betterproto2.field(
-        5, betterproto2.TYPE_MESSAGE, optional=True, group="message_response"
-    )
-    list_services_response: ListServiceResponse | None = betterproto2.field(
-        6, betterproto2.TYPE_MESSAGE, optional=True, group="message_response"
-    )
-    error_response: ErrorResponse | None = betterproto2.field(
-        7, betterproto2.TYPE_MESSAGE, optional=True, group="message_response"
-    )
-
-
-def _spec(package: str, file: ProtoFile) -> ServiceSpec:
-    service = f"{package}.ServerReflection"
-    method: Method[ServerReflectionRequest, ServerReflectionResponse] = Method(
-        name="ServerReflection.ServerReflectionInfo",
-        path=f"/{service}/ServerReflectionInfo",
-        kind=Kind.BIDI_STREAM,
-        request_type=ServerReflectionRequest,
-        response_type=ServerReflectionResponse,
-        handler_attr="server_reflection_info",
-        request_name=f"{package}.ServerReflectionRequest",
-        response_name=f"{package}.ServerReflectionResponse",
-    )
-    return ServiceSpec(name=service, methods=(method,), files=(file,))
-
-
-REFLECTION_SPEC = _spec("grpc.reflection.v1", REFLECTION_V1)
-REFLECTION_V1ALPHA_SPEC = _spec("grpc.reflection.v1alpha", REFLECTION_V1ALPHA)
+def translate(message: betterproto2.Message, into: type[M]) -> M:
+    """``message`` as an ``into``: itself if it is one, else parsed from its bytes (a v1
+    and a v1alpha message of one name have the same fields and numbers)."""
+    return message if isinstance(message, into) else into.parse(bytes(message))
 
 
 def _error(status: Status, message: str) -> ServerReflectionResponse:
@@ -148,14 +88,16 @@ def _error(status: Status, message: str) -> ServerReflectionResponse:
 
 
 class ReflectionHandler(Handler):
-    """Answers reflection requests from the files of the services added with :meth:`add`."""
+    """Answers reflection requests from the files of the services added with :meth:`add`:
+    serves ``REFLECTION_SPEC``; its :attr:`v1alpha` serves ``REFLECTION_V1ALPHA_SPEC``."""
 
-    __slots__ = ("_files", "_services", "_symbols")
+    __slots__ = ("_files", "_services", "_symbols", "v1alpha")
 
     def __init__(self, specs: Iterable[ServiceSpec] = ()) -> None:
         self._services: list[str] = []
         self._files: dict[str, ProtoFile] = {}
         self._symbols: dict[str, str] = {}  # fully qualified name -> file name
+        self.v1alpha = _V1AlphaHandler(self)
         for spec in specs:
             self.add(spec)
 
@@ -235,3 +177,19 @@ class ReflectionHandler(Handler):
     ) -> AsyncIterator[ServerReflectionResponse]:
         async for request in requests:
             yield self.answer(request)
+
+
+class _V1AlphaHandler(Handler):
+    """``grpc.reflection.v1alpha``: the v1 handler's answers, in v1alpha's messages."""
+
+    __slots__ = ("_v1",)
+
+    def __init__(self, v1: ReflectionHandler) -> None:
+        self._v1 = v1
+
+    async def server_reflection_info(
+        self, requests: AsyncIterator[v1alpha.ServerReflectionRequest], context: Context
+    ) -> AsyncIterator[v1alpha.ServerReflectionResponse]:
+        async for request in requests:
+            answer = self._v1.answer(translate(request, ServerReflectionRequest))
+            yield translate(answer, v1alpha.ServerReflectionResponse)

@@ -149,7 +149,7 @@ class Service:
         builtin = (HEALTH_SPEC, REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC)
         self.reflection = ReflectionHandler(builtin)
         self._dispatcher.add(REFLECTION_SPEC, self.reflection)
-        self._dispatcher.add(REFLECTION_V1ALPHA_SPEC, self.reflection)
+        self._dispatcher.add(REFLECTION_V1ALPHA_SPEC, self.reflection.v1alpha)
         self._transport: ServerTransport | None = None
         self._address: str | None = None
         self._record: ServiceRecord | None = None

@@ -47,7 +47,8 @@ E2E = ["helloworld.v1.Greeter", "names.v1.Keywords", "streaming.v1.Streamer"]
 
 
 def test_embedded_builtin_descriptors_are_current() -> None:
-    """runtime/micro/_protofiles.py matches runtime/protos/ compiled by real protoc."""
+    """runtime/micro/_builtin/ (the built-in services' messages, specs and descriptors) is
+    what the plugins generate for runtime/protos/ today."""
     result = subprocess.run(
         [sys.executable, "-m", "scripts.builtin_protos", "--check"],
         cwd=ROOT,

@@ -18,7 +18,7 @@ import pytest
 from protoc_gen_micro import layout
 from protoc_gen_micro.protoc import protoc
 from protoc_gen_micro.render import black_mode
-from scripts.golden import GOLDEN, GOLDEN_PB2
+from scripts.golden import BUILTIN, GOLDEN, GOLDEN_PB2
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,7 @@ def assert_black_stable(modules: list[Path]) -> None:
         assert black.format_str(text, mode=black_mode()) == text, path
 
 
-@pytest.mark.parametrize("golden", [GOLDEN, GOLDEN_PB2])
+@pytest.mark.parametrize("golden", [GOLDEN, GOLDEN_PB2, BUILTIN])
 def test_golden_modules_are_black_stable(golden: Path) -> None:
     assert_black_stable(sorted(golden.rglob("*_micro.py")))
 

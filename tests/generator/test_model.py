@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 
 import black
 import pytest
@@ -16,10 +18,11 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.compiler.plugin_pb2 import CodeGeneratorRequest
 from google.protobuf.descriptor_pb2 import FileDescriptorProto, MethodDescriptorProto
 
+import micro.spec
 from protoc_gen_micro.http import HttpRuleModel
 from protoc_gen_micro.model import FileModel, MethodModel, ModelError, ServiceModel
 from protoc_gen_micro.plugin import request_model
-from protoc_gen_micro.render import black_mode
+from protoc_gen_micro.render import black_mode, render_file
 
 SHOP = "protos/shop.proto"  # its directory is not its package: the paths= option shows
 ANNOTATIONS = "google/api/annotations.proto"
@@ -416,3 +419,63 @@ def test_an_unknown_message_type_is_a_model_error_naming_the_rpc() -> None:
     file.service[0].method[2].input_type = ".shop.v1.Missing"
     with pytest.raises(ModelError, match=r"protos/shop.proto: rpc Shop.Upload: unknown message"):
         request_model(request(file))
+
+
+def test_output_specs_keeps_the_specs_and_drops_clients_and_handlers() -> None:
+    (full,) = request_model(request(shop_file())).files
+    (specs,) = request_model(request(shop_file(), parameter="output=specs")).files
+    assert (full.specs_only, specs.specs_only) == (False, True)
+    assert full.runtime_import == "import micro as _micro"
+    assert specs.runtime_import == "from micro import spec as _micro"
+    assert specs.std_imports == ()  # no signatures, no decorators
+    assert specs.exports == (
+        "SHOP_CHAT",
+        "SHOP_GET_ITEM",
+        "SHOP_RETURN",
+        "SHOP_SPEC",
+        "SHOP_UPLOAD",
+        "SHOP_WATCH",
+    )
+    # The same module, path, files and Method arguments as the full module.
+    assert (specs.output, specs.imports, specs.file_entries) == (
+        full.output,
+        full.imports,
+        full.file_entries,
+    )
+    assert [m.args for m in only_service(specs).methods] == [
+        m.args for m in only_service(full).methods
+    ]
+    assert only_service(specs).args == only_service(full).args
+
+
+def test_a_specs_module_defines_constants_only_and_uses_only_micro_spec() -> None:
+    (file,) = request_model(request(shop_file(), parameter="output=specs")).files
+    source = render_file(file)
+    tree = ast.parse(source)
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef | ast.FunctionDef)]
+    absolute = [
+        ast.unparse(n)
+        for n in tree.body
+        if isinstance(n, ast.Import) or (isinstance(n, ast.ImportFrom) and n.level == 0)
+    ]
+    assert absolute == ["from __future__ import annotations", "from micro import spec as _micro"]
+    used = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "_micro"
+    }
+    assert used == {"HttpRule", "Kind", "Method", "ProtoFile", "ServiceSpec"}
+    assert all(hasattr(micro.spec, name) for name in used)
+    assert black.format_str(source, mode=black_mode()) == source
+
+
+def test_a_name_missing_from_micro_spec_fails_generation_loudly() -> None:
+    """Specs modules import micro.spec alone: a name moved off it stops the plugin."""
+    moved = (
+        "import micro, micro.spec\ndel micro.spec.Method\nimport protoc_gen_micro.runtime_names\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", moved], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 1
+    assert "runtime name micro.spec.Method is missing from the micro runtime" in result.stderr

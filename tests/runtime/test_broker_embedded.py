@@ -14,7 +14,14 @@ import micro
 from golden.streaming.v1 import EchoRequest
 from golden.streaming.v1.streaming_micro import StreamerClient
 from micro.broker import BrokerError, Delivery, Handler, Message
-from micro.broker.embedded import EmbeddedBroker, topic_service
+from micro.broker.embedded import (
+    BROKER_SPEC,
+    DELIVER,
+    Delivered,
+    EmbeddedBroker,
+    Envelope,
+    topic_service,
+)
 from micro.registry import LocalRegistry, MemoryRegistry, NotFound
 from tests.runtime.procs import nodes
 from tests.waiting import eventually
@@ -170,3 +177,31 @@ async def test_across_processes_a_raising_subscriber_keeps_the_service_up(
 
 def echo_event(topic: str) -> micro.Event[EchoRequest]:
     return micro.Event(topic, EchoRequest)
+
+
+def test_the_hand_over_keeps_its_wire() -> None:
+    """Generated from runtime/protos/micro/broker/v1/broker.proto, the hand-over is the one
+    the hand-written messages spoke: the bytes below are theirs, so processes of both
+    versions still deliver to each other."""
+    envelope = Envelope(
+        topic="news",
+        data=b"\x00\x01",
+        content_type="application/json",
+        metadata={"k": "v"},
+        subscription="sub-1",
+    )
+    wire = b'\n\x04news\x12\x02\x00\x01\x1a\x10application/json"\x06\n\x01k\x12\x01v*\x05sub-1'
+    assert bytes(envelope) == wire
+    assert Envelope.parse(wire) == envelope
+    assert bytes(Delivered()) == b""
+    assert (DELIVER.path, DELIVER.handler_attr, DELIVER.kind) == (
+        "/micro.broker.v1.Broker/Deliver",
+        "deliver",
+        micro.Kind.UNARY,
+    )
+    assert (DELIVER.request_name, DELIVER.response_name) == (
+        "micro.broker.v1.Envelope",
+        "micro.broker.v1.Delivered",
+    )
+    assert BROKER_SPEC.name == "micro.broker.v1.Broker"
+    assert BROKER_SPEC.methods == (DELIVER,)

@@ -140,3 +140,13 @@ def test_no_import_circle() -> None:
         if name not in index:
             visit(name)
     assert circles == []
+
+
+def test_the_builtin_services_tree_reaches_the_runtime_only_through_micro_spec() -> None:
+    """runtime/micro/_builtin/ (generated with output=specs) is imported while `micro` is
+    (micro -> micro.service -> micro.health): micro.spec is all of the runtime it may use."""
+    edges = graph()
+    builtin = [name for name in MODULES if name.startswith("micro._builtin")]
+    assert "micro._builtin.grpc.health.v1.health_micro" in builtin
+    for name in builtin:
+        assert {t for t in edges[name] if not t.startswith("micro._builtin")} <= {"micro.spec"}

@@ -29,13 +29,12 @@ import contextlib
 import logging
 import random
 import uuid
-from dataclasses import dataclass
-
-import betterproto2
 
 from micro import errors
 from micro import registry as registry_mod
 from micro import transport as transport_mod
+from micro._builtin.micro.broker.v1 import Delivered, Envelope
+from micro._builtin.micro.broker.v1.broker_micro import BROKER_DELIVER, BROKER_SPEC
 from micro.address import format_address
 from micro.broker._types import Delivery, Handler, Message, check_topic, run_handler
 from micro.client import Client
@@ -43,46 +42,18 @@ from micro.context import Context
 from micro.errors import Error
 from micro.registry import DEFAULT_TTL, Node, Registry, ServiceRecord
 from micro.server import Dispatcher
-from micro.spec import Kind, Method, ServiceSpec
 from micro.status import Status
 from micro.transport import ServerTransport, Transport
 
-__all__ = ["DELIVER", "EmbeddedBroker", "Envelope", "topic_service"]
+__all__ = ["BROKER_SPEC", "DELIVER", "Delivered", "EmbeddedBroker", "Envelope", "topic_service"]
 
 log = logging.getLogger("micro.broker")
 
 QUEUE_SIZE = 1024
 
 
-@dataclass(eq=False, repr=False)
-class Envelope(betterproto2.Message):
-    topic: str = betterproto2.field(1, betterproto2.TYPE_STRING)
-    data: bytes = betterproto2.field(2, betterproto2.TYPE_BYTES)
-    content_type: str = betterproto2.field(3, betterproto2.TYPE_STRING)
-    metadata: dict[str, str] = betterproto2.field(  # noqa: RUF009
-        4,
-        betterproto2.TYPE_MAP,
-        map_meta=betterproto2.map_meta(betterproto2.TYPE_STRING, betterproto2.TYPE_STRING),
-    )
-    subscription: str = betterproto2.field(5, betterproto2.TYPE_STRING)
-
-
-@dataclass(eq=False, repr=False)
-class Delivered(betterproto2.Message):
-    pass
-
-
-DELIVER: Method[Envelope, Delivered] = Method(
-    name="Broker.Deliver",
-    path="/micro.broker.v1.Broker/Deliver",
-    kind=Kind.UNARY,
-    request_type=Envelope,
-    response_type=Delivered,
-    handler_attr="deliver",
-    request_name="micro.broker.v1.Envelope",
-    response_name="micro.broker.v1.Delivered",
-)
-BROKER_SPEC = ServiceSpec(name="micro.broker.v1.Broker", methods=(DELIVER,))
+# The hand-over's messages and spec, generated from runtime/protos/micro/broker/v1/.
+DELIVER = BROKER_DELIVER
 
 
 def topic_service(topic: str) -> str:
