@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 import micro
+import micro.transport
 from golden.streaming.v1 import ChatMessage, CountRequest, EchoRequest, SumRequest
 from golden.streaming.v1.streaming_micro import StreamerClient
 from tests.cluster import Cluster
@@ -48,10 +49,18 @@ def pb2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModuleType, 
             del sys.modules[name]
 
 
+TRANSPORTS = pytest.mark.parametrize("transport", sorted(micro.transport.backends()))
+
+
+@TRANSPORTS
 async def test_grpcio_client_calls_a_micro_service(
-    cluster: Cluster, pb2: tuple[ModuleType, ModuleType]
+    cluster: Cluster,
+    pb2: tuple[ModuleType, ModuleType],
+    transport: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     messages, services = pb2
+    monkeypatch.setenv("MICRO_TRANSPORT", transport)  # the service's, in its own process
     node = cluster.start("streamer", "a")
     async with grpc.aio.insecure_channel(node.address) as channel:
         stub = services.StreamerStub(channel)
@@ -111,14 +120,18 @@ class _Streamer:
             yield self.m.ChatMessage(text=f"grpcio: {r.text}")
 
 
-async def test_micro_client_calls_a_grpcio_server(pb2: tuple[ModuleType, ModuleType]) -> None:
+@TRANSPORTS
+async def test_micro_client_calls_a_grpcio_server(
+    pb2: tuple[ModuleType, ModuleType], transport: str
+) -> None:
     messages, services = pb2
     server = grpc.aio.server()
     services.add_StreamerServicer_to_server(_Streamer(messages), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with micro.Client() as client:
+        wire = micro.transport.from_env({"MICRO_TRANSPORT": transport})
+        async with micro.Client(transport=wire) as client:
             streamer = StreamerClient(address=f"127.0.0.1:{port}", client=client)
             reply = await streamer.echo(EchoRequest(text="hi"), metadata={"x-k": "v"}, timeout=5)
             assert reply.text == "hi from grpcio"
