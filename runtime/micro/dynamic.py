@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
@@ -26,6 +25,7 @@ from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.message import DecodeError, Message
 
 import micro
+from micro._aclosing import AsyncClosing
 from micro.reflection import (
     REFLECTION_INFO,
     REFLECTION_V1ALPHA_INFO,
@@ -79,7 +79,7 @@ class Target:
 _VERSIONS: tuple[micro.Method[Any, Any], ...] = (REFLECTION_INFO, REFLECTION_V1ALPHA_INFO)
 
 
-class Reflection:
+class Reflection(AsyncClosing):
     """A reflection stream to one target (opened on first use, kept for every request)."""
 
     def __init__(self, client: micro.Client, target: Target, *, timeout: float | None) -> None:
@@ -89,18 +89,7 @@ class Reflection:
         self._version = 0
         self._stream: micro.BidiStream[Any, Any] | None = None
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.aclose()
@@ -119,7 +108,7 @@ class Reflection:
                 await self._stream.send(translate(request, method.request_type))
                 answer = await self._stream.recv()
             except micro.Error as exc:
-                await self.aclose()
+                await self.close()
                 if exc.grpc_status is Status.UNIMPLEMENTED and self._version + 1 < len(_VERSIONS):
                     self._version += 1
                     continue
@@ -130,7 +119,7 @@ class Reflection:
                     ) from None
                 raise
             if answer is None:
-                await self.aclose()
+                await self.close()
                 raise Unreachable(f"{self._target.label} closed the reflection stream")
             response = translate(answer, ServerReflectionResponse)
             if response.error_response is not None:

@@ -71,9 +71,9 @@ class Catalog:
                 504, f"{service}: reflection did not answer within {self._timeout:g}s"
             ) from None
         finally:
-            await entry.reflection.aclose()
+            await entry.reflection.close()
 
     async def close(self) -> None:
         entries, self._entries = self._entries, {}
         for entry in entries.values():
-            await entry.reflection.aclose()
+            await entry.reflection.close()
