@@ -514,6 +514,7 @@ class _OutboundCall:
                     return None
                 data = await self._call
                 await self._metadata_of_done_call()
+                self._finished = True
             message = codec.decode(data, self._method.response_type)
         except (grpc.aio.AioRpcError, DecodeError) as exc:
             raise self._error(exc) from None
