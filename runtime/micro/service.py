@@ -33,7 +33,9 @@ from typing import Any, Self, TypeVar
 
 from micro import broker as broker_mod
 from micro import registry as registry_mod
+from micro import selector as selector_mod
 from micro import transport as transport_mod
+from micro._config import ConfigError
 from micro._tasks import stop_if_cancelled
 from micro.address import advertised_host, format_address, parse_address
 from micro.broker import Broker, BrokerError, Subscription
@@ -267,9 +269,25 @@ class Service:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def _check_config(self) -> None:
+        """The backends the environment names exist, before anything binds: a bad name is
+        one :class:`ConfigError` naming the service, not a failure in the first call."""
+        try:
+            selector_mod.check_env()  # the clients its handlers make
+            if self._broker is None:
+                broker_mod.check_env()
+            self.registry  # noqa: B018 - builds the registry from MICRO_REGISTRY
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
+        except ImportError as exc:  # an optional backend's extra is not installed
+            raise ConfigError(f"{self.name}: backend unavailable: {exc}") from None
+
     async def start(self) -> None:
+        """Bind, register and subscribe. :class:`StartError` when the address is taken or
+        the registry refuses; :class:`ConfigError` for a bad setting."""
         if self._transport is not None:
             raise RuntimeError("the service is already started")
+        self._check_config()
         transport = self._wire.server(self._dispatcher.routes, self._dispatcher.dispatch)
         try:
             host, port = await transport.start(*self._bind)
@@ -402,10 +420,14 @@ class Service:
                 loop.remove_signal_handler(sig)
 
     def run(self, grace: float = 10.0) -> None:
-        """Blocking: ``asyncio.run(self.serve())``. A service that cannot start exits
-        with a one-line message instead of a traceback."""
+        """Blocking: ``asyncio.run(self.serve())``. A service that cannot start exits with
+        a one-line ``micro: ...`` message on stderr instead of a traceback: exit code 2 for
+        a bad setting (:class:`ConfigError`), 1 when it cannot listen or register."""
         try:
             asyncio.run(self.serve(grace))
+        except ConfigError as exc:
+            print(f"micro: {exc}", file=sys.stderr)
+            sys.exit(2)
         except StartError as exc:
             sys.exit(f"micro: {exc}")
 
