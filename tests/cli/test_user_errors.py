@@ -226,3 +226,20 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == exits.EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr and "Aborted" not in stderr, stderr
+
+
+def test_publish_without_a_subscriber_says_the_embedded_broker_dropped_it(
+    tmp_path: Path,
+) -> None:
+    result = _cli(
+        "publish",
+        "nobody.listens",
+        '{"id": "1"}',
+        MICRO_REGISTRY="local",
+        MICRO_REGISTRY_PATH=str(tmp_path / "registry.db"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "published to nobody.listens\n"
+    assert result.stderr == (
+        "note: no subscriber of nobody.listens was listening; the embedded broker dropped it\n"
+    )
