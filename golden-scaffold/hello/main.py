@@ -31,9 +31,7 @@ def build() -> micro.Service:
 if __name__ == "__main__":
     try:
         service = build()
-    except (
-        micro.ConfigError
-    ) as exc:  # a malformed MICRO_SERVER_ADDRESS: one line, exit 2
+    except micro.ConfigError as exc:  # a bad MICRO_SERVER_ADDRESS: one line, exit 2
         print(f"micro: {exc}", file=sys.stderr)
         sys.exit(2)
     service.run()  # a bad MICRO_REGISTRY / MICRO_SELECTOR: exit 2; port taken: exit 1
