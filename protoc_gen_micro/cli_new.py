@@ -18,6 +18,15 @@ from .scaffold import (
     project_names,
 )
 
+#: micro-new --micro-source index (or a generator installed from a wheel): said before
+#: `make install` would fail inside pip
+NOT_ON_AN_INDEX = (
+    "note: micro-runtime and protoc-gen-micro {version} are not on a package index yet, so "
+    "`make install` can only find them with PIP_FIND_LINKS=DIR naming a directory of their "
+    "wheels (`python -m build` in a micro checkout), or re-run micro-new with "
+    "--micro-source PATH_OF_A_CHECKOUT"
+)
+
 
 def _source(value: str | None) -> MicroSource:
     if value is None:
@@ -53,7 +62,12 @@ def _source(value: str | None) -> MicroSource:
     "checkout of micro, or 'index' for the package index (default: the checkout this "
     "protoc-gen-micro was installed from, if any, else the index).",
 )
-@click.option("--force", is_flag=True, help="Write into an existing non-empty directory.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into an existing non-empty directory (the files it replaces are listed).",
+)
+@click.version_option(package_name="protoc-gen-micro", prog_name="micro-new")
 def new(
     name: str,
     directory: Path | None,
@@ -68,11 +82,17 @@ def new(
     try:
         names = project_names(name, module=module, namespace=namespace)
         source = _source(micro_source)
-        count = create(names, target, source, force=force)
+        created = create(names, target, source, force=force)
     except ScaffoldError as exc:
         raise UsageFailure(str(exc)) from None
     where = source.checkout or "the package index"
-    click.echo(f"created {name} in {target}/ ({count} files; micro from {where})")
+    click.echo(f"created {name} in {target}/ ({created.count} files; micro from {where})")
+    if created.replaced:
+        click.echo(f"replaced {len(created.replaced)} existing file(s) with new content:")
+        for rel in created.replaced:
+            click.echo(f"  {rel}")
+    if source.checkout is None:
+        click.echo(NOT_ON_AN_INDEX.format(version=source.version), err=True)
     click.echo("next:")
     click.echo(f"  cd {target}")
     click.echo("  python3 -m venv .venv")

@@ -107,8 +107,8 @@ def load(project: Path) -> MicroConfig:
 
 
 def _check_out(config: MicroConfig) -> None:
-    """`out` is owned by `micro gen` (files it does not generate are deleted there), so it
-    must be a directory of its own inside the project."""
+    """`out` is where `micro gen` writes (and removes the generated files no proto produces
+    any more), so it must be a directory of its own inside the project."""
     out = config.out
     if out == config.project or not out.is_relative_to(config.project):
         raise ConfigError(

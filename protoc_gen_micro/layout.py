@@ -7,9 +7,9 @@ indentation and are written at column 0; *values* (`exploded_value`, `tuple_valu
 continue a line that starts at `indent`, such as `key=` in a call, and carry the
 indentation of their later lines.
 
-black (pinned) is the reference: `render.format_python` hands a module to black only
-when a line is longer than these rules cover, and a test checks that black leaves
-every generated module unchanged.
+black (any of 24.1-26.x: their output agrees) is the reference: `render.format_python`
+hands a module to black only when a line is longer than these rules cover, and a test
+checks that black leaves every generated module unchanged.
 """
 
 from __future__ import annotations

@@ -58,6 +58,11 @@ def read_request(data: bytes) -> CodeGeneratorRequest:
 
 
 def main() -> None:
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        from importlib.metadata import version
+
+        print(f"protoc-gen-micro {version('protoc-gen-micro')}")
+        return
     if sys.stdin.isatty():
         sys.exit("protoc-gen-micro: this is a protoc plugin; run protoc --micro_out=DIR ...")
     data = sys.stdin.buffer.read()

@@ -39,7 +39,7 @@ def render_file(file: FileModel) -> str:
 
 
 def format_python(source: str, name: str) -> str:
-    """The templates already emit black's layout; black (pinned, in-process) runs only
+    """The templates already emit black's layout; black (24.1-26.x, in-process) runs only
     when a line is longer than that layout covers. It took 98% of the plugin's time."""
     if not layout.needs_black(source):
         return source

@@ -253,16 +253,32 @@ def check_target(target: Path, *, force: bool) -> None:
         )
 
 
-def create(names: ProjectNames, target: Path, source: MicroSource, *, force: bool = False) -> int:
-    """Write the project into `target` and generate its code; returns the number of files."""
+@dataclass(frozen=True)
+class Created:
+    """What :func:`create` wrote: how many files, and which existing ones (`--force`) it
+    replaced with different content (paths relative to the project)."""
+
+    count: int
+    replaced: tuple[str, ...] = ()
+
+
+def create(
+    names: ProjectNames, target: Path, source: MicroSource, *, force: bool = False
+) -> Created:
+    """Write the project into `target` and generate its code."""
     check_target(target, force=force)
     files = render(names, source)
+    replaced: list[str] = []
     for rel, text in files.items():
         path = target / rel
+        if path.is_file() and path.read_text(errors="replace") != text:
+            replaced.append(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     try:
-        changes = gen.write(micro_config.load(target.resolve()))
+        config = micro_config.load(target.resolve())
+        changes = gen.write(config)
     except (micro_config.ConfigError, gen.GenError, ProtocError) as exc:
         raise ScaffoldError(f"generating the project's code failed: {exc}") from None
-    return len(files) + len(changes.missing)
+    replaced += (f"{config.show(config.out)}/{name}" for name in changes.stale)
+    return Created(len(files) + len(changes.missing), tuple(sorted(replaced)))

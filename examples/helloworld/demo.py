@@ -33,10 +33,16 @@ def main() -> None:
     for path in sorted((HERE / "gen").rglob("*.py")):
         print("   ", path.relative_to(HERE))
 
-    # A registry file of the demo's own, so stale entries from other runs never matter.
-    env = dict(os.environ, MICRO_REGISTRY="local")
-    env["MICRO_REGISTRY_PATH"] = str(Path(tempfile.mkdtemp(prefix="micro-demo-")) / "registry.db")
+    # A registry file of the demo's own, so stale entries from other runs never matter;
+    # removed again at the end.
+    with tempfile.TemporaryDirectory(prefix="micro-demo-") as registry_dir:
+        env = dict(os.environ, MICRO_REGISTRY="local")
+        env["MICRO_REGISTRY_PATH"] = str(Path(registry_dir) / "registry.db")
+        serve_and_call(env)
+    step(f"done; the generated code stays in {(HERE / 'gen').relative_to(ROOT)}/ (git-ignored)")
 
+
+def serve_and_call(env: dict[str, str]) -> None:
     step("python server.py   (registers 'helloworld' in the local registry)")
     server = subprocess.Popen(
         [sys.executable, "server.py"], cwd=HERE, env=env, stdout=subprocess.PIPE, text=True

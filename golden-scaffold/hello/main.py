@@ -8,6 +8,7 @@ SIGTERM. MICRO_SERVER_ADDRESS=host:port picks the address (default: 127.0.0.1, a
 from __future__ import annotations
 
 import os
+import sys
 
 import micro
 
@@ -28,4 +29,9 @@ def build() -> micro.Service:
 
 
 if __name__ == "__main__":
-    build().run()
+    try:
+        service = build()
+    except micro.ConfigError as exc:  # a bad MICRO_SERVER_ADDRESS: one line, exit 2
+        print(f"micro: {exc}", file=sys.stderr)
+        sys.exit(2)
+    service.run()  # a bad MICRO_REGISTRY / MICRO_SELECTOR: exit 2; port taken: exit 1

@@ -5,6 +5,7 @@ mostly use :class:`Service`, :class:`Client`, :mod:`micro.errors` and :class:`Co
 """
 
 from micro import errors, sync
+from micro._config import ConfigError
 from micro.broker import Broker, Delivery, Message
 from micro.client import Client, ClientCall, ClientMiddleware, ClientNext, Reply
 from micro.context import Context
@@ -27,6 +28,7 @@ __all__ = [
     "ClientCall",
     "ClientMiddleware",
     "ClientNext",
+    "ConfigError",
     "Context",
     "Delivery",
     "Endpoint",

@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
+from micro._config import ConfigError
+
 __all__ = ["Backends"]
 
 T = TypeVar("T")
@@ -43,13 +45,21 @@ class Backends(Generic[T]):
         """The names accepted in the variable."""
         return sorted(name for name, _ in self._factories.values())
 
-    def from_env(self, environ: Mapping[str, str] = os.environ) -> T:
-        """Build the backend the variable names (or the default); ``ValueError`` if unknown."""
+    def check(self, environ: Mapping[str, str] = os.environ) -> None:
+        """Raise :class:`ConfigError` if the variable names no backend; builds nothing."""
+        self._find(environ)
+
+    def _find(self, environ: Mapping[str, str]) -> Factory[T]:
         raw = environ.get(self.variable, "")
         found = self._factories.get(_fold(raw) or _fold(self.default))
         if found is None:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown {self.variable}={raw!r}; valid values: {', '.join(self.names())} "
                 f"(default: {self.default})"
             )
-        return found[1](environ)
+        return found[1]
+
+    def from_env(self, environ: Mapping[str, str] = os.environ) -> T:
+        """Build the backend the variable names (or the default); :class:`ConfigError` (a
+        ``ValueError``) if unknown."""
+        return self._find(environ)(environ)

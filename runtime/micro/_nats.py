@@ -80,8 +80,10 @@ class LoopConnection:
             for callback in list(self.on_reconnect):
                 try:
                     await callback()
-                except Exception:
-                    log.warning("%s: after reconnecting", self.name, exc_info=True)
+                except Exception as exc:  # e.g. re-registering: retried, so one line
+                    log.warning(
+                        "%s: after reconnecting: %s", self.name, str(exc) or type(exc).__name__
+                    )
 
         nc = Client()
         try:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import socket
 
+from micro._config import ConfigError
+
 __all__ = ["advertised_host", "format_address", "parse_address"]
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` / ``"[v6]:port"`` -> (host, port); ``ValueError`` if malformed."""
+    """``"host:port"`` / ``"[v6]:port"`` -> (host, port); :class:`ConfigError` (a
+    ``ValueError``) if malformed."""
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ValueError(f"address must be 'host:port', got {address!r}")
+        raise ConfigError(f"address must be 'host:port', got {address!r}")
     if int(port) > 65535:
-        raise ValueError(f"port must be 0-65535, got {address!r}")
+        raise ConfigError(f"port must be 0-65535, got {address!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)

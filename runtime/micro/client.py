@@ -43,6 +43,7 @@ from micro import registry as registry_mod
 from micro import transport as transport_mod
 from micro._aclosing import AsyncClosing
 from micro._chain import chain
+from micro._requests import encoding_error, type_name, wrong_request
 from micro.context import outgoing_deadline, outgoing_metadata
 from micro.errors import Error
 from micro.lookup import NodeCache
@@ -256,8 +257,12 @@ class Client(AsyncClosing):
                     self._nodes.invalidate(call.service)
                 attempt += 1
                 await asyncio.sleep(delay)
-            except BaseException:
+            except BaseException as exc:
                 await outbound.aclose()
+                if isinstance(exc, Exception) and not call.method.kind.client_streaming:
+                    mistake = encoding_error(call.method, call.request)
+                    if mistake is not None:
+                        raise mistake from exc
                 raise
 
     async def unary(
@@ -271,6 +276,8 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> Resp:
         """Call a unary method; returns the response message."""
+        if not isinstance(request, method.request_type):
+            raise wrong_request(method, request)
         call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
         # The transport decoded the reply as method.response_type.
         response: Resp = await self._through_middleware(call, self._unary_call)
@@ -287,6 +294,8 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> Reply[Resp]:
         """Call a unary method; returns the response message with its headers and trailers."""
+        if not isinstance(request, method.request_type):
+            raise wrong_request(method, request)
         call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
         response: Resp = await self._through_middleware(call, self._unary_call)
         return Reply.of(response, call)
@@ -309,6 +318,8 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> ServerStream[Resp]:
         """Start a server-streaming call (opened on first use); see :class:`ServerStream`."""
+        if not isinstance(request, method.request_type):
+            raise wrong_request(method, request)
         call = self._new_call(
             method, request, service, address, timeout, metadata, Kind.SERVER_STREAM
         )
@@ -360,6 +371,13 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> Reply[Resp]:
         """Like :meth:`client_stream`, with the response's headers and trailers."""
+        if isinstance(requests, method.request_type) or not isinstance(
+            requests, (Iterable, AsyncIterable)
+        ):
+            raise TypeError(
+                f"{method.name} is client-streaming: it takes an iterable or async iterable "
+                f"of {type_name(method.request_type)}, got {type_name(type(requests))}"
+            )
         call = self._new_call(
             method, requests, service, address, timeout, metadata, Kind.CLIENT_STREAM
         )
@@ -374,13 +392,18 @@ class Client(AsyncClosing):
             async def run(outbound: OutboundCall, call: ClientCall) -> Any:
                 nonlocal taken
                 await outbound.start()
+                request_type = call.method.request_type
                 if isinstance(source, AsyncIterable):
                     async for item in source:
                         taken = True
+                        if not isinstance(item, request_type):
+                            raise wrong_request(call.method, item)
                         await outbound.send(item)
                 else:
                     for item in source:
                         taken = True
+                        if not isinstance(item, request_type):
+                            raise wrong_request(call.method, item)
                         await outbound.send(item)
                 await outbound.end()
                 reply = await outbound.recv()
@@ -419,7 +442,7 @@ class Client(AsyncClosing):
             result: OutboundCall = await self._through_middleware(call, last)
             return result
 
-        return BidiStream(opener)
+        return BidiStream(opener, method=method)
 
     def __repr__(self) -> str:
         return f"Client(registry={self._registry!r}, selector={self._selector!r})"

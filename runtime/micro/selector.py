@@ -24,6 +24,7 @@ __all__ = [
     "Random",
     "RoundRobin",
     "Selector",
+    "check_env",
     "from_env",
     "selectors",
 ]
@@ -106,6 +107,11 @@ _SELECTORS: Backends[Selector] = Backends(
 def selectors() -> list[str]:
     """Names accepted in ``MICRO_SELECTOR``."""
     return _SELECTORS.names()
+
+
+def check_env(environ: Mapping[str, str] = os.environ) -> None:
+    """Raise :class:`micro.ConfigError` if ``MICRO_SELECTOR`` names no selector."""
+    _SELECTORS.check(environ)
 
 
 def from_env(environ: Mapping[str, str] = os.environ) -> Selector:

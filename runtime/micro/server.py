@@ -37,6 +37,7 @@ any kind: raise an :class:`~micro.errors.Error`).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -50,7 +51,14 @@ from micro.context import Context, reset_current, set_current
 from micro.spec import AnyMethod, ServiceSpec
 from micro.transport.base import InboundCall
 
-__all__ = ["Dispatcher", "Handler", "HandlerCall", "HandlerNext", "ServerMiddleware"]
+__all__ = [
+    "Dispatcher",
+    "Handler",
+    "HandlerCall",
+    "HandlerNext",
+    "ServerMiddleware",
+    "stray_methods",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +96,13 @@ async def _invoke(call: HandlerCall) -> Any:
     if call.method.kind.server_streaming:
         if inspect.isawaitable(result) and not hasattr(result, "__anext__"):
             result = await result
+        if not hasattr(result, "__aiter__"):
+            raise TypeError(
+                f"{type(call.handler).__qualname__}.{call.method.handler_attr} serves the "
+                f"{call.method.kind.value} rpc {call.method.name}: it must yield its responses "
+                f"(an async generator: `async def ...: yield reply`), but it returned "
+                f"{type(result).__qualname__}"
+            )
         stream: AsyncIterator[Any] = result.__aiter__()
         try:
             async for item in stream:
@@ -108,6 +123,33 @@ async def _requests(inbound: InboundCall) -> AsyncIterator[Any]:
         if message is None:
             return
         yield message
+
+
+def stray_methods(handler: object, served: set[str]) -> list[tuple[str, str | None]]:
+    """The public async methods of ``handler`` that look like handlers of an rpc its
+    services do not have (``ecoh`` for ``echo``), with the closest served name if any.
+
+    Looks like a handler: takes ``(request, context)``, or its name is one edit or so away
+    from a served one. Private names (``_helper``) and plain functions never count."""
+    found: list[tuple[str, str | None]] = []
+    for name in dir(type(handler)):
+        if name.startswith("_") or name in served:
+            continue
+        attr = inspect.getattr_static(type(handler), name, None)
+        if not (inspect.iscoroutinefunction(attr) or inspect.isasyncgenfunction(attr)):
+            continue  # staticmethod, classmethod, property, sync helpers
+        close = difflib.get_close_matches(name, served, n=1, cutoff=0.75)
+        try:
+            params = [
+                p
+                for p in inspect.signature(attr).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+        except (TypeError, ValueError):  # pragma: no cover - a C or odd callable
+            params = []
+        if close or len(params) == 3:  # self, request, context
+            found.append((name, close[0] if close else None))
+    return found
 
 
 class Dispatcher:

@@ -33,7 +33,9 @@ from typing import Any, Self, TypeVar
 
 from micro import broker as broker_mod
 from micro import registry as registry_mod
+from micro import selector as selector_mod
 from micro import transport as transport_mod
+from micro._config import ConfigError
 from micro._tasks import stop_if_cancelled
 from micro.address import advertised_host, format_address, parse_address
 from micro.broker import Broker, BrokerError, Subscription
@@ -41,7 +43,7 @@ from micro.events import Event, EventHandler
 from micro.health import HEALTH_SPEC, HealthHandler, ServingStatus
 from micro.reflection import REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC, ReflectionHandler
 from micro.registry import DEFAULT_TTL, Endpoint, Node, Registry, RegistryError, ServiceRecord
-from micro.server import Dispatcher, ServerMiddleware
+from micro.server import Dispatcher, ServerMiddleware, stray_methods
 from micro.spec import AnyMethod, ServiceSpec
 from micro.transport import ServerTransport, Transport
 
@@ -140,6 +142,7 @@ class Service:
         self._interval = register_interval if register_interval is not None else register_ttl / 3
         self.id = f"{name}-{uuid.uuid4()}"
         self._specs: list[ServiceSpec] = []
+        self._handlers: list[tuple[ServiceSpec, object]] = []
         self._dispatcher = Dispatcher(name=name, middleware=middleware)
         self._dispatcher.accepting = self._accepting
         self._dispatcher.on_call_start = self._call_started
@@ -168,6 +171,7 @@ class Service:
             raise RuntimeError("handlers must be registered before the service starts")
         self._dispatcher.add(spec, handler)
         self._specs.append(spec)
+        self._handlers.append((spec, handler))
         self.reflection.add(spec)
 
     def on_start(self, hook: Hook) -> Hook:
@@ -267,9 +271,47 @@ class Service:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def _check_config(self) -> None:
+        """The backends the environment names exist, before anything binds: a bad name is
+        one :class:`ConfigError` naming the service, not a failure in the first call."""
+        try:
+            selector_mod.check_env()  # the clients its handlers make
+            if self._broker is None:
+                broker_mod.check_env()
+            self.registry  # noqa: B018 - builds the registry from MICRO_REGISTRY
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
+        except ImportError as exc:  # an optional backend's extra is not installed
+            raise ConfigError(f"{self.name}: backend unavailable: {exc}") from None
+
+    def _warn_stray_methods(self) -> None:
+        """A handler method with a typo (``ecoh``) would leave its rpc answering
+        UNIMPLEMENTED without a word: warn once per method, at start."""
+        served: dict[int, tuple[object, set[str], list[str]]] = {}
+        for spec, handler in self._handlers:
+            _, attrs, names = served.setdefault(id(handler), (handler, set(), []))
+            attrs.update(m.handler_attr for m in spec.methods)
+            names.append(spec.name)
+        for handler, attrs, names in served.values():
+            for name, close in stray_methods(handler, attrs):
+                hint = f"; did you mean {close!r}?" if close else ""
+                log.warning(
+                    "%s: %s.%s is not an rpc of %s%s (an rpc without its method answers "
+                    "UNIMPLEMENTED; a helper that is no handler can start with _)",
+                    self.name,
+                    type(handler).__qualname__,
+                    name,
+                    " or ".join(names),
+                    hint,
+                )
+
     async def start(self) -> None:
+        """Bind, register and subscribe. :class:`StartError` when the address is taken or
+        the registry refuses; :class:`ConfigError` for a bad setting."""
         if self._transport is not None:
             raise RuntimeError("the service is already started")
+        self._check_config()
+        self._warn_stray_methods()
         transport = self._wire.server(self._dispatcher.routes, self._dispatcher.dispatch)
         try:
             host, port = await transport.start(*self._bind)
@@ -327,8 +369,13 @@ class Service:
             await asyncio.sleep(self._interval)
             try:
                 await self.registry.register(record, ttl=self._ttl)
-            except Exception:
-                log.warning("%s: re-registration failed", self.name, exc_info=True)
+            except Exception as exc:  # the next beat retries: one line, no traceback
+                log.warning(
+                    "%s: re-registration failed (retrying in %gs): %s",
+                    self.name,
+                    self._interval,
+                    str(exc) or type(exc).__name__,
+                )
 
     async def stop(self, grace: float = 10.0) -> None:
         """Deregister, drain in-flight calls (up to ``grace`` seconds), close. Idempotent."""
@@ -402,10 +449,14 @@ class Service:
                 loop.remove_signal_handler(sig)
 
     def run(self, grace: float = 10.0) -> None:
-        """Blocking: ``asyncio.run(self.serve())``. A service that cannot start exits
-        with a one-line message instead of a traceback."""
+        """Blocking: ``asyncio.run(self.serve())``. A service that cannot start exits with
+        a one-line ``micro: ...`` message on stderr instead of a traceback: exit code 2 for
+        a bad setting (:class:`ConfigError`), 1 when it cannot listen or register."""
         try:
             asyncio.run(self.serve(grace))
+        except ConfigError as exc:
+            print(f"micro: {exc}", file=sys.stderr)
+            sys.exit(2)
         except StartError as exc:
             sys.exit(f"micro: {exc}")
 

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
+from micro._requests import wrong_request
 from micro.metadata import MetadataView
+from micro.spec import AnyMethod
 from micro.transport.base import OutboundCall
 
 __all__ = ["BidiStream", "ServerStream"]
@@ -121,8 +123,9 @@ class BidiStream(_CallStream, Generic[Req, Resp]):
     remaining responses. :meth:`close_send` half-closes the request side.
     """
 
-    def __init__(self, opener: BidiOpener) -> None:
+    def __init__(self, opener: BidiOpener, *, method: AnyMethod | None = None) -> None:
         self._opener = opener
+        self._method = method
         self._call: OutboundCall | None = None
         self._send_closed = False
         self._done = False
@@ -140,6 +143,9 @@ class BidiStream(_CallStream, Generic[Req, Resp]):
             raise RuntimeError("stream is closed")
         if self._send_closed:
             raise RuntimeError("send after close_send()")
+        method = self._method
+        if method is not None and not isinstance(message, method.request_type):
+            raise wrong_request(method, message)
         call = await self._open()
         await call.send(message)
 

@@ -127,6 +127,16 @@ def test_call_a_node_by_address_without_the_registry(cluster: Cluster, tmp_path:
     assert json.loads(result.stdout) == {"message": "Hello, direct!"}
     short = micro(cluster, "call", "--address", node.address, "x", "Greeter.SayHello", "{}")
     assert json.loads(short.stdout) == {"message": "Hello, !"}
+    # with --address the SERVICE label may be left out
+    for words in (["Greeter.SayHello", '{"name": "bare"}'], ["Greeter.SayHello"]):
+        bare = micro(cluster, "call", "--address", node.address, *words, "-o", "json")
+        assert bare.returncode == 0, bare.stderr
+        assert json.loads(bare.stdout)["message"].startswith("Hello, ")
+    missing = micro(cluster, "call", "Greeter.SayHello")
+    assert missing.returncode == 2
+    assert one_line_error(missing) == (
+        "Error: expected SERVICE ENDPOINT [REQUEST], got 1 argument(s)"
+    )
 
 
 def test_stream_prints_one_json_message_per_line(cluster: Cluster) -> None:

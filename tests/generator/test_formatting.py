@@ -1,4 +1,5 @@
-"""The plugin emits black's layout itself; black (pinned) must leave every module unchanged.
+"""The plugin emits black's layout itself; black (whichever of 24.1-26.x is installed) must
+leave every module unchanged.
 
 black used to run on every generated module and took 98% of the plugin's time; now it
 runs only where `layout.needs_black` finds a line the templates' layout does not cover.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from protoc_gen_micro.trees import compare_trees
 from tests.tooling.helpers import BIN, GOLDEN_HELLO, ROOT, env
 
 DOC = ROOT / "docs" / "ci.md"
-BUF_CACHE = Path(os.environ.get("MICRO_TEST_CACHE", Path.home() / ".cache" / "micro-tests")) / "buf"
+# Where a buf from npm goes when none is on PATH: inside this venv (removed with it, never
+# in the home directory), or MICRO_TEST_CACHE.
+BUF_CACHE = Path(os.environ.get("MICRO_TEST_CACHE", Path(sys.prefix) / "micro-test-cache")) / "buf"
 
 
 def doc_block(filename: str) -> str:
@@ -96,9 +100,14 @@ def test_github_actions_step(project: Path) -> None:
 
 
 def buf() -> str:
-    """buf from the npm registry (@bufbuild/buf), installed once into a cache directory."""
+    """buf on PATH, else from the npm registry (@bufbuild/buf), installed once into
+    BUF_CACHE (a warning says where)."""
+    on_path = shutil.which("buf")
+    if on_path is not None:
+        return on_path
     exe = BUF_CACHE / "node_modules" / ".bin" / "buf"
     if not exe.exists():
+        warnings.warn(f"installing @bufbuild/buf from npm into {BUF_CACHE}", stacklevel=1)
         npm = shutil.which("npm")
         problem = "npm is not installed" if npm is None else ""
         if npm is not None:

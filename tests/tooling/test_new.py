@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from pathlib import Path
 
@@ -135,6 +136,14 @@ def test_refuses_a_non_empty_directory_unless_forced(tmp_path: Path) -> None:
     assert forced.returncode == 0, forced.stderr
     assert (target / "notes.txt").read_text() == "mine\n"
     assert (target / "main.py").is_file()
+    assert "replaced" not in forced.stdout  # nothing was there to replace
+    (target / "main.py").write_text("# my main\n")
+    (target / "README.md").write_text("# my readme\n")
+    again = micro_new("hello", "--force", "--micro-source", "index", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "replaced 2 existing file(s) with new content:\n  README.md\n  main.py\n" in (
+        again.stdout
+    )
     (tmp_path / "empty").mkdir()
     assert micro_new("hello", "--dir", "empty", cwd=tmp_path).returncode == 0
     (tmp_path / "file").write_text("")
@@ -146,3 +155,23 @@ def test_help_lists_the_options() -> None:
     result = run([str(BIN / "micro-new"), "--help"], ROOT)
     for option in ("--dir", "--module", "--namespace", "--micro-source", "--force"):
         assert option in result.stdout
+
+
+def test_versions_and_the_index_note(tmp_path: Path) -> None:
+    version = importlib.metadata.version("protoc-gen-micro")
+    assert run([str(BIN / "micro-new"), "--version"], ROOT).stdout == (
+        f"micro-new, version {version}\n"
+    )
+    assert run([str(BIN / "protoc-gen-micro"), "--version"], ROOT).stdout == (
+        f"protoc-gen-micro {version}\n"
+    )
+    created = micro_new("hello", "--micro-source", "index", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert created.stderr == (
+        f"note: micro-runtime and protoc-gen-micro {version} are not on a package index yet, "
+        "so `make install` can only find them with PIP_FIND_LINKS=DIR naming a directory of "
+        "their wheels (`python -m build` in a micro checkout), or re-run micro-new with "
+        "--micro-source PATH_OF_A_CHECKOUT\n"
+    )
+    local = micro_new("other", "--micro-source", str(ROOT), cwd=tmp_path)
+    assert local.returncode == 0 and local.stderr == ""

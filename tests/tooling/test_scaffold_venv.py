@@ -31,6 +31,10 @@ def fresh_env(tmp_path: Path) -> dict[str, str]:
         PATH=path,
         MICRO_REGISTRY="local",
         MICRO_REGISTRY_PATH=str(tmp_path / "registry.db"),
+        # pip caches the wheel it builds from a checkout (`protoc-gen-micro @ file://...`)
+        # by URL, and would install that stale wheel after a template change at the same
+        # version
+        PIP_NO_CACHE_DIR="1",
     )
     return env
 

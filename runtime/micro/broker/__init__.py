@@ -51,6 +51,7 @@ __all__ = [
     "Message",
     "Subscription",
     "backends",
+    "check_env",
     "check_topic",
     "default",
     "from_env",
@@ -107,6 +108,11 @@ def register_backend(name: str, factory: BrokerFactory) -> None:
 def backends() -> list[str]:
     """Names accepted in ``MICRO_BROKER``."""
     return _BACKENDS.names()
+
+
+def check_env(environ: Mapping[str, str] = os.environ) -> None:
+    """Raise :class:`micro.ConfigError` if ``MICRO_BROKER`` names no broker."""
+    _BACKENDS.check(environ)
 
 
 def from_env(environ: Mapping[str, str] = os.environ) -> Broker:

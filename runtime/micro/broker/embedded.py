@@ -176,8 +176,11 @@ class EmbeddedBroker:
             for sub in list(self._subs.values()):
                 try:
                     await self.registry.register(sub.record(self._address or ""), ttl=self._ttl)
-                except Exception:
-                    log.warning("embedded broker: re-registration failed", exc_info=True)
+                except Exception as exc:  # the next beat retries: one line, no traceback
+                    log.warning(
+                        "embedded broker: re-registration failed: %s",
+                        str(exc) or type(exc).__name__,
+                    )
 
     async def _enqueue(self, subscription: str, message: Message) -> bool:
         sub = self._subs.get(subscription)
@@ -229,6 +232,11 @@ class EmbeddedBroker:
             )
 
     async def publish(self, message: Message, *, durable: bool = False) -> None:
+        await self.deliver(message, durable=durable)
+
+    async def deliver(self, message: Message, *, durable: bool = False) -> int:
+        """:meth:`publish`, returning how many subscriptions (a queue group counts once)
+        took the message: this broker knows, so 0 means it was dropped."""
         check_topic(message.topic)
         if durable:
             self._warn_durable()
@@ -238,7 +246,7 @@ class EmbeddedBroker:
         except Error as exc:
             if exc.grpc_status is Status.UNAVAILABLE:
                 log.debug("embedded broker: no subscribers for %r", message.topic)
-                return
+                return 0
             raise
         groups: dict[str, list[Node]] = {}
         targets: list[list[Node]] = []
@@ -250,13 +258,14 @@ class EmbeddedBroker:
                 targets.append([node])
         for members in groups.values():
             targets.append(random.sample(members, len(members)))
-        await asyncio.gather(*(self._hand_over(message, members) for members in targets))
+        taken = await asyncio.gather(*(self._hand_over(message, members) for members in targets))
+        return sum(taken)
 
-    async def _hand_over(self, message: Message, members: list[Node]) -> None:
+    async def _hand_over(self, message: Message, members: list[Node]) -> bool:
         """Give ``message`` to the first of ``members`` that takes it."""
         for node in members:
             if node.address == self._address and await self._enqueue(node.id, message):
-                return
+                return True
             envelope = Envelope(
                 topic=message.topic,
                 data=message.data,
@@ -268,12 +277,13 @@ class EmbeddedBroker:
                 await self._client_for().unary(
                     DELIVER, envelope, address=node.address, timeout=self._timeout
                 )
-                return
+                return True
             except Error as exc:
                 if exc.grpc_status is not Status.UNAVAILABLE:
                     log.warning("embedded broker: delivery to %s failed: %s", node.address, exc)
-                    return
+                    return False
         log.debug("embedded broker: no subscriber of %r took the message", message.topic)
+        return False
 
     async def close(self) -> None:
         for sub in list(self._subs.values()):

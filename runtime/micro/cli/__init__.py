@@ -14,9 +14,9 @@ from importlib.metadata import entry_points
 
 import click
 
-from micro.cli.exits import CliError
+from micro.cli.exits import EXIT_INTERRUPTED, CliError
 
-__all__ = ["COMMANDS", "ENTRY_POINTS", "main", "micro"]
+__all__ = ["COMMANDS", "ENTRY_POINTS", "interrupted", "main", "micro"]
 
 #: the runtime's own subcommands: name -> "module:attribute" of the click command
 COMMANDS = {
@@ -58,6 +58,19 @@ class _Commands(click.Group):
             return _load(target)
         except ImportError as exc:
             raise CliError(f"`micro {cmd_name}` cannot load ({target}): {exc}") from None
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise interrupted() from None
+
+
+def interrupted() -> click.exceptions.Exit:
+    """Ctrl-C: a fresh line and exit code 130 (128 + SIGINT), as shells report it, not 1
+    ("the command found a problem")."""
+    click.echo("", err=True)
+    return click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

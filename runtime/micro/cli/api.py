@@ -89,7 +89,7 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         from micro.gateway.serve import bind, serve
     except ImportError as exc:
         raise UsageFailure(
-            f"micro api needs the 'api' extra (pip install 'protoc-gen-micro[api]'): {exc}"
+            f"micro api needs the 'api' extra (pip install 'micro-runtime[api]'): {exc}"
         ) from None
     try:
         host, port = parse_address(kwargs["address"])

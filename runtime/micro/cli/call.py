@@ -113,13 +113,12 @@ async def _resolved(
 
 def call_options(func: Callable[..., None]) -> Callable[..., None]:
     decorators: list[Callable[[Callable[..., None]], Callable[..., None]]] = [
-        click.argument("service"),
-        click.argument("endpoint"),
-        click.argument("request", default="{}", required=False),
+        click.argument("words", nargs=-1, metavar="SERVICE ENDPOINT [REQUEST]"),
         click.option(
             "--address",
-            help="Call HOST:PORT directly (any gRPC server with reflection); SERVICE is then "
-            "only a label and ENDPOINT is Service.Method or package.Service.Method.",
+            help="Call HOST:PORT directly (any gRPC server with reflection): then SERVICE is "
+            "left out (or only a label) and ENDPOINT is Service.Method or "
+            "package.Service.Method.",
         ),
         click.option(
             "--timeout",
@@ -138,10 +137,24 @@ def call_options(func: Callable[..., None]) -> Callable[..., None]:
     return func
 
 
-def _call_args(
-    service: str, endpoint: str, request: str, kwargs: dict[str, Any]
-) -> tuple[Options, CallArgs]:
+def _split_words(words: tuple[str, ...], address: str | None) -> tuple[str, str, str]:
+    """SERVICE ENDPOINT [REQUEST]; with --address also ENDPOINT [REQUEST] (SERVICE, which
+    is then only a label, may be left out: a second word that is JSON is the request)."""
+    if address is not None:
+        if len(words) == 1 or (len(words) == 2 and words[1].lstrip().startswith(("{", "["))):
+            words = (address, *words)
+    if len(words) == 2:
+        words = (*words, "{}")
+    if len(words) != 3:
+        usage = "[SERVICE] ENDPOINT [REQUEST] with --address" if address else "SERVICE ENDPOINT"
+        raise UsageFailure(f"expected {usage} [REQUEST], got {len(words)} argument(s)")
+    service, endpoint, request = words
+    return service, endpoint, request
+
+
+def _call_args(words: tuple[str, ...], kwargs: dict[str, Any]) -> tuple[Options, CallArgs]:
     options = options_from(kwargs)
+    service, endpoint, request = _split_words(words, kwargs["address"])
     args = CallArgs(
         service=service,
         endpoint=endpoint,
@@ -166,13 +179,14 @@ def _kind_check(method: DynamicMethod, wanted: micro.Kind) -> None:
 
 @click.command("call")
 @call_options
-def call(service: str, endpoint: str, request: str, **kwargs: Any) -> None:
+def call(words: tuple[str, ...], **kwargs: Any) -> None:
     """Call ENDPOINT of SERVICE with a JSON REQUEST (default {}); print the JSON reply.
 
     \b
     micro call helloworld Greeter.SayHello '{"name": "Ada"}'
+    micro call --address 127.0.0.1:50051 helloworld.v1.Greeter.SayHello '{"name": "Ada"}'
     """
-    options, args = _call_args(service, endpoint, request, kwargs)
+    options, args = _call_args(words, kwargs)
 
     async def main() -> dict[str, Any]:
         async with _resolved(options, args) as (client, method, target):
@@ -196,13 +210,13 @@ def call(service: str, endpoint: str, request: str, **kwargs: Any) -> None:
 
 @click.command("stream")
 @call_options
-def stream(service: str, endpoint: str, request: str, **kwargs: Any) -> None:
+def stream(words: tuple[str, ...], **kwargs: Any) -> None:
     """Call server-streaming ENDPOINT of SERVICE; print one JSON message per line.
 
     \b
     micro stream streaming Streamer.Count '{"to": 3}'
     """
-    options, args = _call_args(service, endpoint, request, kwargs)
+    options, args = _call_args(words, kwargs)
 
     async def main() -> None:
         async with _resolved(options, args) as (client, method, target):

@@ -9,6 +9,7 @@ import click
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
     "EXIT_INVALID_FIELD",
     "EXIT_INVALID_JSON",
     "EXIT_REMOTE_ERROR",
@@ -38,6 +39,7 @@ EXIT_INVALID_FIELD = 6
 EXIT_TIMEOUT = 7
 EXIT_REMOTE_ERROR = 8
 EXIT_UNREACHABLE = 9
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 class CliError(click.ClickException):

@@ -23,6 +23,7 @@ import click
 import micro
 from micro import dynamic
 from micro import registry as registry_mod
+from micro._config import ConfigError
 from micro.cli.exits import (
     CliError,
     InvalidField,
@@ -131,6 +132,8 @@ def run(coro: Awaitable[T]) -> T:
         return asyncio.run(main())
     except micro.Error as exc:
         raise classify(exc) from None
+    except ConfigError as exc:  # MICRO_SELECTOR=bogus, a malformed address
+        raise UsageFailure(str(exc)) from None
     except registry_mod.RegistryError as exc:
         raise Unreachable(f"registry unavailable: {exc}") from None
     except dynamic.InvalidMessage as exc:

@@ -14,6 +14,7 @@ import click
 from micro import registry as registry_mod
 from micro.broker import JSON, BrokerError, Message, check_topic
 from micro.broker import from_env as broker_from_env
+from micro.broker.embedded import EmbeddedBroker
 from micro.cli.exits import InvalidField, Unreachable, UsageFailure
 from micro.cli.ops import emit, options_from, parse_json, parse_metadata, registry_options, run
 
@@ -69,23 +70,29 @@ def publish(
         raise UsageFailure(str(exc)) from None
     registry = options.open_registry()
 
-    async def main() -> None:
+    async def main() -> int | None:
         registry_mod.set_default(registry)  # the embedded broker finds subscribers there
+        event = Message(
+            topic=topic,
+            data=json.dumps(data, separators=(",", ":")).encode(),
+            content_type=JSON,
+            metadata=pairs,
+        )
         try:
-            await chosen.publish(
-                Message(
-                    topic=topic,
-                    data=json.dumps(data, separators=(",", ":")).encode(),
-                    content_type=JSON,
-                    metadata=pairs,
-                ),
-                durable=durable,
-            )
+            if isinstance(chosen, EmbeddedBroker):  # it knows who took the message
+                return await chosen.deliver(event, durable=durable)
+            await chosen.publish(event, durable=durable)
+            return None
         except BrokerError as exc:
             raise Unreachable(f"cannot publish to {topic}: {exc}") from None
         finally:
             await chosen.close()
             await registry.close()
 
-    run(main())
+    taken = run(main())
     emit(options, f"published to {topic}", {"topic": topic, "published": True})
+    if taken == 0:
+        click.echo(
+            f"note: no subscriber of {topic} was listening; the embedded broker dropped it",
+            err=True,
+        )

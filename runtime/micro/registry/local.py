@@ -263,8 +263,9 @@ class LocalRegistry(AsyncClosing):
             raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout!r}")
         self._is_default_path = path is None
         p = default_path() if path is None else Path(os.fspath(path)).expanduser()
-        if p.is_dir():
-            p = p / "registry.db"
+        with contextlib.suppress(OSError):  # unreadable (another user's): reported on use
+            if p.is_dir():
+                p = p / "registry.db"
         self.path: Path = p
         self.default_ttl: float = ttl
         self.poll_interval = float(poll_interval)
@@ -307,11 +308,11 @@ class LocalRegistry(AsyncClosing):
         directory = self.path.parent
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = directory.stat()
         except OSError as exc:
             raise self._error(exc) from exc
         if self._is_default_path and hasattr(os, "getuid"):
             # The default lives in a shared temp dir: refuse one planted by another user.
-            st = directory.stat()
             if st.st_uid != os.getuid():
                 raise RegistryError(
                     f"registry directory {str(directory)!r} is owned by uid {st.st_uid}, "
@@ -538,9 +539,12 @@ class LocalRegistry(AsyncClosing):
         return list(snapshot.values())
 
     def _quick_baseline(self, service: str | None) -> dict[Key, ServiceRecord] | None:
-        uri = self.path.resolve().as_uri() + "?mode=ro"
-        if not self.path.exists():
-            return {}
+        try:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            if not self.path.exists():
+                return {}
+        except OSError:  # e.g. another user's directory: the first real read reports it
+            return None
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=0.05, check_same_thread=False)
         except sqlite3.Error:
