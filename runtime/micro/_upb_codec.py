@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import keyword
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -167,8 +168,31 @@ def _add(name: str) -> None:
     _added[name] = data
 
 
-def _descriptor(full_name: str) -> Descriptor:
+def _import_siblings(cls: type[Any]) -> None:
+    """Import the generated micro modules next to ``cls``'s module (``*_micro.py`` in its
+    package), which embed the compiled files of the messages beside them."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if module is None or path is None:
+        return
+    package = module.__name__ if hasattr(module, "__path__") else module.__package__
+    folder = os.path.dirname(path)
+    try:
+        names = sorted(n[:-3] for n in os.listdir(folder) if n.endswith("_micro.py"))
+    except OSError:
+        return
+    for name in names:
+        try:
+            importlib.import_module(f"{package}.{name}" if package else name)
+        except Exception:  # not importable here: the type falls back, nothing breaks
+            continue
+
+
+def _descriptor(cls: type[Any], full_name: str) -> Descriptor:
     if full_name not in _symbols:
+        _scan_modules()
+    if full_name not in _symbols:
+        _import_siblings(cls)
         _scan_modules()
     file = _symbols.get(full_name)
     if file is None:
@@ -244,7 +268,7 @@ class _Builder:
         return name
 
     def build(self, root: type[Any]) -> Plan:
-        root_id = self.name_of(root, _descriptor(_full_name(root)))
+        root_id = self.name_of(root, _descriptor(root, _full_name(root)))
         done: list[tuple[type[Any], Descriptor, str, dict[int, tuple[str, type[Any] | None]]]]
         done = []
         while self.pending:
