@@ -268,7 +268,7 @@ class _Builder:
         return name
 
     def build(self, root: type[Any]) -> Plan:
-        root_id = self.name_of(root, _descriptor(root, _full_name(root)))
+        self.name_of(root, _descriptor(root, _full_name(root)))
         done: list[tuple[type[Any], Descriptor, str, dict[int, tuple[str, type[Any] | None]]]]
         done = []
         while self.pending:
@@ -306,9 +306,7 @@ class _Builder:
         meta = cls._betterproto
         names = {f.name for f in dataclasses.fields(cls)}
         by_number = {m.number: name for name, m in meta.meta_by_field_name.items()}
-        if set(by_number) != {f.number for f in descriptor.fields} or len(names) != len(
-            by_number
-        ):
+        if set(by_number) != {f.number for f in descriptor.fields} or len(names) != len(by_number):
             raise NoPlan(f"{cls.__qualname__}: fields differ from {descriptor.full_name}")
         enc = [f"def _e{ident}(o):", "    k = {}"]
         dec = [f"def _d{ident}(m):", f"    o = _new({self.const(cls)})", "    d = o.__dict__"]
@@ -391,7 +389,9 @@ class _Builder:
         element = cls._betterproto.cls_by_field[attr]
         e, d, sub = self.single(where, m, fd, element)
         if repeated:
-            enc = f"    if v: k[{name!r}] = " + ("v" if e == "@" else f"[{e.replace('@', 'x')} for x in v]")
+            enc = f"    if v: k[{name!r}] = " + (
+                "v" if e == "@" else f"[{e.replace('@', 'x')} for x in v]"
+            )
             dec = f"list({get})" if d == "@" else f"[{d.replace('@', 'x')} for x in {get}]"
             return [enc], dec, sub
         if fd.type == _T.TYPE_MESSAGE or m.optional or m.group:
@@ -435,7 +435,7 @@ def _requires(descriptor: Descriptor, seen: set[str]) -> bool:
     seen.add(descriptor.full_name)
     for fd in descriptor.fields:
         required = getattr(fd, "is_required", None)
-        if required if required is not None else fd.label == 2:  # LABEL_REQUIRED
+        if required if required is not None else getattr(fd, "label", 0) == 2:  # REQUIRED
             return True
         if fd.message_type is not None and _requires(fd.message_type, seen):
             return True
@@ -449,7 +449,7 @@ def _well_known(descriptor: Descriptor) -> bool:
 def _repeated(fd: FieldDescriptor) -> bool:
     repeated = getattr(fd, "is_repeated", None)  # protobuf 6.31 and later
     if repeated is None:
-        return bool(fd.label == 3)  # LABEL_REPEATED, before
+        return bool(getattr(fd, "label", 0) == 3)  # LABEL_REPEATED, before
     return bool(repeated)
 
 
@@ -480,7 +480,7 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _unknown_bytes(fields: Iterable[Any]) -> bytes:
+def _unknown_bytes(fields: Any) -> bytes:
     """Unknown fields (protobuf's ``UnknownFieldSet``) back as wire bytes."""
     out = bytearray()
     for field in fields:

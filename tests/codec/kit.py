@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory
-from google.protobuf.descriptor import Descriptor
 
 from micro import _upb_codec
 
@@ -28,7 +27,7 @@ class Case:
     name: str  # full proto name
     cls: type[Any]  # the betterproto2 class
     pb2: type[Any]  # the protoc `_pb2` class of the same type
-    descriptor: Descriptor
+    descriptor: Any  # the upb descriptor of the type
 
 
 @functools.cache

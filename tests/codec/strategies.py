@@ -7,7 +7,6 @@ import datetime
 from typing import Any
 
 import betterproto2
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import strategies as st
 
 _INT_RANGES = {
@@ -22,13 +21,15 @@ _INT_RANGES = {
     betterproto2.TYPE_UINT64: (0, 2**64 - 1),
     betterproto2.TYPE_FIXED64: (0, 2**64 - 1),
 }
-_UTC = datetime.timezone.utc
-_SMALL = {"max_size": 3}
+_UTC = datetime.UTC
+_SMALL = 3  # items at most in a list or map
 
 
 def _ints(low: int, high: int) -> st.SearchStrategy[int]:
     # the edges and small values turn up more often than uniform draws would give them
-    return st.one_of(st.sampled_from([low, high, 0, 1, -1 if low < 0 else 2]), st.integers(low, high))
+    return st.one_of(
+        st.sampled_from([low, high, 0, 1, -1 if low < 0 else 2]), st.integers(low, high)
+    )
 
 
 def scalar(proto_type: str) -> st.SearchStrategy[Any]:
@@ -83,10 +84,10 @@ def unwrapped(wkt: type[Any]) -> st.SearchStrategy[Any]:
     return scalar(wrapped[name])
 
 
-def messages(cls: type[Any], descriptor: Descriptor, depth: int = 2) -> st.SearchStrategy[Any]:
+def messages(cls: type[Any], descriptor: Any, depth: int = 2) -> st.SearchStrategy[Any]:
     """Instances of betterproto2 class ``cls`` (of type ``descriptor``): every field drawn,
     at most one member per oneof, nested messages down to ``depth``."""
-    meta = cls._betterproto  # type: ignore[attr-defined]
+    meta: Any = getattr(cls, "_betterproto")  # noqa: B009 (a class property)
     fields: dict[str, st.SearchStrategy[Any]] = {}
     groups: dict[str, list[tuple[str, st.SearchStrategy[Any]]]] = {}
     for name, m in meta.meta_by_field_name.items():
@@ -112,20 +113,18 @@ def messages(cls: type[Any], descriptor: Descriptor, depth: int = 2) -> st.Searc
     return build()
 
 
-def _field(
-    cls: type[Any], name: str, m: Any, fd: FieldDescriptor, depth: int
-) -> st.SearchStrategy[Any] | None:
-    meta = cls._betterproto  # type: ignore[attr-defined]
+def _field(cls: type[Any], name: str, m: Any, fd: Any, depth: int) -> st.SearchStrategy[Any] | None:
+    meta: Any = getattr(cls, "_betterproto")  # noqa: B009 (a class property)
     if m.proto_type == betterproto2.TYPE_MAP:
         key_meta, value_meta = m.map_meta
         vfd = fd.message_type.fields_by_name["value"]
         value = _single(meta.cls_by_field[f"{name}.value"], value_meta, vfd, depth)
         if value is None:
             return None
-        return st.dictionaries(scalar(key_meta.proto_type), value, **_SMALL)
+        return st.dictionaries(scalar(key_meta.proto_type), value, max_size=_SMALL)
     single = _single(meta.cls_by_field[name], m, fd, depth)
     if m.repeated:
-        return st.just([]) if single is None else st.lists(single, **_SMALL)
+        return st.just([]) if single is None else st.lists(single, max_size=_SMALL)
     if single is None:
         return st.none()
     if m.optional or m.group:
@@ -133,7 +132,7 @@ def _field(
     return single
 
 
-def _single(element: Any, m: Any, fd: FieldDescriptor, depth: int) -> st.SearchStrategy[Any] | None:
+def _single(element: Any, m: Any, fd: Any, depth: int) -> st.SearchStrategy[Any] | None:
     if m.proto_type == betterproto2.TYPE_ENUM:
         closed = bool(getattr(fd.enum_type, "is_closed", False))
         return enum(element, closed)

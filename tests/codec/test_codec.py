@@ -106,7 +106,9 @@ def _field(number: int, wire: int, payload: bytes) -> bytes:
 
 
 def test_unknown_fields_are_kept_at_every_depth_as_betterproto2_keeps_them() -> None:
-    leaf = bytes(C.TreeLeaf(label="l")) + _field(15, 0, b"\x07") + _field(14, 5, b"\x01\x02\x03\x04")
+    leaf = (
+        bytes(C.TreeLeaf(label="l")) + _field(15, 0, b"\x07") + _field(14, 5, b"\x01\x02\x03\x04")
+    )
     child = bytes(C.Tree(name="c")) + _field(31, 2, b"\x03abc")
     data = (
         bytes(C.Tree(name="root"))
@@ -147,7 +149,7 @@ def test_values_plain_equality_would_not_check() -> None:
 def test_well_known_types_as_betterproto2_maps_them() -> None:
     import datetime
 
-    at = datetime.datetime(2024, 2, 29, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)
+    at = datetime.datetime(2024, 2, 29, 12, 0, 0, 123456, tzinfo=datetime.UTC)
     known = C.Known(
         at=at,
         took=datetime.timedelta(seconds=90, microseconds=5),
