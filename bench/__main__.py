@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import codegen, gateway, machine, report, rpc
+from bench import codec, codegen, gateway, machine, report, rpc
 from bench.rpc_worker import STACKS
 
-SUITES = ("codegen", "rpc", "memory", "gateway")
+SUITES = ("codegen", "codec", "rpc", "memory", "gateway")
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         codegen_results = codegen.run(n, args.smoke, log)
         lines += [*report.codegen_tables(codegen_results, n), ""]
         failures += [f"{c}: {tool}: {e}" for (c, tool), e in codegen_results.errors.items()]
+    if "codec" in args.suites:
+        log("codec suite")
+        lines += [*codec.tables(codec.run(rounds, args.smoke, log), rounds), ""]
     if "rpc" in args.suites or "memory" in args.suites:
         log("rpc suite")
         spec = rpc.LoadSpec(

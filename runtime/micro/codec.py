@@ -3,21 +3,44 @@
 RPC (through a transport's adapter) and events use the same functions. A message class
 is one of:
 
-* a betterproto2 message (``bytes(msg)`` / ``Cls.parse(data)``, ``to_json`` /
-  ``from_json``), the default backend;
+* a betterproto2 message, the default backend. With protobuf installed
+  (``micro-runtime[fast]``) its bytes go through upb (:mod:`micro._upb_codec`): a
+  conversion plan per type, built once from the compiled files that the generated micro
+  modules embed, strict like upb. Without protobuf, or for a type no plan fits (no
+  generated micro module imported that embeds its file, and none given to
+  :func:`register_files`), betterproto2's own codec (``bytes(msg)`` / ``Cls.parse``).
+  ``MICRO_CODEC=betterproto2`` forces that fallback. JSON is betterproto2's
+  ``to_json`` / ``from_json`` either way;
 * a protobuf message from a ``_pb2`` module (``SerializeToString`` / ``FromString``;
   JSON through ``google.protobuf.json_format``, imported only for such messages).
 
 Decoding never lets an arbitrary exception escape: any failure becomes
 :class:`DecodeError`, which a server answers with ``INVALID_ARGUMENT`` and a client
-raises as an :class:`micro.errors.Error` (500, ``INTERNAL``).
+raises as an :class:`micro.errors.Error` (500, ``INTERNAL``). Encoding a value that is not
+the message type, or (through upb) has a field of the wrong type or out of range, raises
+:class:`EncodeError`.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["DecodeError", "EncodeError", "decode", "decode_json", "encode", "encode_json"]
+if TYPE_CHECKING:
+    from micro.spec import ProtoFile
+
+__all__ = [
+    "DecodeError",
+    "EncodeError",
+    "backend",
+    "decode",
+    "decode_json",
+    "encode",
+    "encode_json",
+    "register_files",
+]
 
 M = TypeVar("M")
 
@@ -48,11 +71,88 @@ def _is_protobuf(message_type: type) -> bool:
     return hasattr(message_type, "DESCRIPTOR") and hasattr(message_type, "FromString")
 
 
+#: per message class: how to encode and decode it (filled on first use)
+_encoders: dict[type, Callable[[Any], bytes]] = {}
+_decoders: dict[type, Callable[[bytes], Any]] = {}
+_lock = threading.Lock()
+
+
+def _fast() -> Any:
+    """:mod:`micro._upb_codec`, or None without protobuf (or with ``MICRO_CODEC=betterproto2``)."""
+    if os.environ.get("MICRO_CODEC", "").strip().lower() == "betterproto2":
+        return None
+    try:
+        from micro import _upb_codec
+    except ImportError:
+        return None
+    return _upb_codec
+
+
+def _resolve(message_type: type) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
+    """The encode and decode functions of ``message_type``, remembered per class."""
+    with _lock:
+        found = _encoders.get(message_type), _decoders.get(message_type)
+        if found[0] is not None and found[1] is not None:
+            return found[0], found[1]
+        enc: Callable[[Any], bytes]
+        dec: Callable[[bytes], Any]
+        if _is_protobuf(message_type):
+            enc = message_type.SerializeToString  # type: ignore[attr-defined]
+            dec = message_type.FromString  # type: ignore[attr-defined]
+        else:
+            fast = _fast()
+            plan = None
+            if fast is not None:
+                try:
+                    plan = fast.plan_for(message_type)
+                except fast.NoPlan:
+                    plan = None
+            if plan is not None:
+                enc, dec = plan.encode, plan.decode
+            else:
+                enc = bytes
+                dec = message_type.parse  # type: ignore[attr-defined]
+        _encoders[message_type] = enc
+        _decoders[message_type] = dec
+        return enc, dec
+
+
+def backend(message_type: type) -> str:
+    """Which codec ``message_type``'s bytes go through: ``"upb"`` (betterproto2 messages
+    through the fast codec), ``"betterproto2"`` (its own codec) or ``"protobuf"`` (``_pb2``)."""
+    if _is_protobuf(message_type):
+        return "protobuf"
+    enc, _ = _resolve(message_type)
+    return "betterproto2" if enc is bytes else "upb"
+
+
+def register_files(files: Iterable[ProtoFile]) -> None:
+    """Give the fast codec compiled .proto files (``micro.ProtoFile``) for message types
+    whose generated micro module is not imported; no-op without protobuf. Types already
+    encoded or decoded keep the codec they got."""
+    fast = _fast()
+    if fast is not None:
+        fast.register_files(files)
+
+
+def reset() -> None:
+    """Forget which codec each type uses (tests switching ``MICRO_CODEC``)."""
+    with _lock:
+        _encoders.clear()
+        _decoders.clear()
+
+
 def encode(message: Any, message_type: type) -> bytes:
-    """``message`` (an instance of ``message_type``) as protobuf bytes."""
+    """``message`` (an instance of ``message_type``) as protobuf bytes; raises
+    :class:`EncodeError`."""
     _check(message, message_type)
-    serialize = getattr(message, "SerializeToString", None)
-    data = serialize() if serialize is not None else bytes(message)
+    enc = _encoders.get(message_type) or _resolve(message_type)[0]
+    try:
+        data = enc(message)
+    except EncodeError:
+        raise
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise EncodeError(f"cannot encode {type(message).__qualname__}: {exc}") from exc
     if not isinstance(data, bytes):
         raise EncodeError(f"{type(message).__qualname__} serialized to {type(data)}")
     return data
@@ -61,8 +161,8 @@ def encode(message: Any, message_type: type) -> bytes:
 def decode(data: bytes, message_type: type[M]) -> M:
     """Protobuf bytes as a ``message_type``; raises :class:`DecodeError`."""
     try:
-        parse = getattr(message_type, "FromString", None) or message_type.parse  # type: ignore[attr-defined]
-        message: M = parse(data)
+        dec = _decoders.get(message_type) or _resolve(message_type)[1]
+        message: M = dec(data)
     except Exception as exc:
         raise DecodeError(message_type, exc) from exc
     return message

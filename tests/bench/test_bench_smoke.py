@@ -74,3 +74,18 @@ def test_rpc_smoke_writes_its_table(tmp_path: Path) -> None:
         assert f"| target ({ours} vs raw {raw}) |" in text
     assert text.count("| unary/small/c64 req/s ratio") == len(RAW)
     assert "| target (micro vs grpcio-pb2) |" in text
+
+
+def test_codec_smoke_writes_its_table(tmp_path: Path) -> None:
+    report = tmp_path / "smoke.md"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--suites", "codec", "--out", str(report)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = report.read_text()
+    assert "## Codec" in text and "went through `upb`" in text
+    rows = [line for line in text.splitlines() if line.startswith(("| small |", "| medium |"))]
+    assert len(rows) == 6  # three codecs per message size
+    assert all("-" not in row.split("|")[4] for row in rows)  # every total has a number
+    assert text.count("| medium encode+decode") == 2

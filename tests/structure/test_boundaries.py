@@ -81,19 +81,41 @@ def test_click_is_imported_only_by_the_command_line_modules() -> None:
     assert under(importers_of("click"), *commands) == set()
 
 
+def _top_level_importers(target: str) -> set[str]:
+    """Modules with a module-level import of ``target`` (or of something under it)."""
+    found = set()
+    for name, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else []
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(n == target or n.startswith(f"{target}.") for n in names):
+                found.add(name)
+    return found
+
+
 def test_the_framework_base_needs_no_protobuf_and_no_extra() -> None:
     extras = ("micro.cli", "micro.gateway", "micro.dynamic", "protoc_gen_micro")
+    # micro._upb_codec is the fast codec of the `fast` extra: micro.codec imports it only
+    # inside a function, and falls back to betterproto2's codec when protobuf is missing
+    optional = {"micro.codec", "micro._upb_codec"}
     for library in ("google.protobuf", "starlette", "uvicorn", "click", "jinja2", "black"):
-        assert under(importers_of(library), *extras) - {"micro.codec"} == set(), library
+        assert under(importers_of(library), *extras) - optional == set(), library
     # micro.codec imports protobuf's json_format only for `_pb2` messages, inside a function
-    assert "micro.codec" not in {
+    assert "micro.codec" not in _top_level_importers("google")
+    # and no module imports the fast codec at module level: `import micro` never needs it
+    assert _top_level_importers("micro._upb_codec") == set()
+    assert {
         name
         for name, path in MODULES.items()
-        if any(
-            isinstance(node, ast.ImportFrom) and (node.module or "").startswith("google")
-            for node in ast.parse(path.read_text()).body
-        )
-    }
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.ImportFrom)
+        and (node.module, node.level) in {("micro", 0), (None, 1)}
+        and any(alias.name == "_upb_codec" for alias in node.names)
+    } == set()
 
 
 def test_import_micro_imports_no_operations_module() -> None:
