@@ -12,7 +12,9 @@ Server side: a :class:`ServerTransport` is built from the routes (gRPC path ->
 Client side: a :class:`ClientTransport` opens one :class:`OutboundCall` per RPC to a
 node address. Every error an OutboundCall raises is a :class:`micro.errors.Error`
 (connection failures and lost connections are 503/``UNAVAILABLE``, deadline
-expiry 408/``DEADLINE_EXCEEDED``, undecodable responses 500/``INTERNAL``).
+expiry 408/``DEADLINE_EXCEEDED``, undecodable responses 500/``INTERNAL``), except a
+request the codec cannot encode: that :class:`micro.codec.EncodeError` (a ``TypeError``)
+is the caller's mistake and propagates unchanged.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ import grpc
 import grpc.aio
 
 from micro import codec
-from micro.address import format_address
-from micro.codec import DecodeError, EncodeError
+from micro.address import format_address, parse_address
+from micro.codec import DecodeError
 from micro.errors import ERROR_METADATA_KEY, Error, Origin, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
@@ -217,6 +217,7 @@ class GrpcioServerTransport:
         self._handlers = {path: _handler(method, dispatch) for path, method in routes.items()}
         self._options = tuple(options)
         self._server: grpc.aio.Server | None = None
+        self._guard: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         if self._server is not None:
@@ -232,10 +233,24 @@ class GrpcioServerTransport:
             raise OSError(errno.EADDRNOTAVAIL, f"cannot listen: {exc}") from exc
         await server.start()
         self._server = server
+        self._guard = asyncio.create_task(self._stop_with_the_loop(server))
         return host, bound
+
+    @staticmethod
+    async def _stop_with_the_loop(server: grpc.aio.Server) -> None:
+        """Stop ``server`` when this task is cancelled: ``asyncio.run`` cancels what is left
+        before it closes the loop, so a server nobody closed (a default broker's, say) stops
+        while its loop still runs, not later in grpcio's ``__del__`` with a traceback."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop(None)
 
     async def close(self) -> None:
         server, self._server = self._server, None
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.cancel()
         if server is not None:
             await server.stop(None)  # cancels the calls still running
 
@@ -432,8 +447,9 @@ class _OutboundCall:
                 self._finished = True
                 return None
             raise self._error(exc) from None
-        except (DecodeError, EncodeError) as exc:
+        except DecodeError as exc:
             raise self._error(exc) from None
+        # an EncodeError is the caller's own mistake: it propagates as it is (a TypeError)
         self._received = 1
         return reply
 
@@ -446,7 +462,7 @@ class _OutboundCall:
             await self._write(data)
             if end:
                 await self._call.done_writing()
-        except (grpc.aio.AioRpcError, EncodeError) as exc:
+        except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
         except asyncio.InvalidStateError:
             raise self._error(await self._status()) from None
@@ -561,6 +577,7 @@ class GrpcioClientTransport:
             self._channels, self._loop = {}, loop
         channel = self._channels.get(address)
         if channel is None:
+            parse_address(address)  # "host:port" or a clear error, before grpcio resolves it
             channel = self._channels[address] = _Channel(address, self._options)
         return channel
 

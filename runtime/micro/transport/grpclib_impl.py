@@ -25,7 +25,7 @@ from grpclib.server import Stream as ServerStream
 
 from micro import codec
 from micro.address import format_address, parse_address
-from micro.codec import DecodeError, EncodeError
+from micro.codec import DecodeError
 from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
@@ -221,9 +221,8 @@ _FAILURES = (
     h2.exceptions.StreamClosedError,
     DecodeError,
     ProtocolError,
-    EncodeError,
     h2.exceptions.ProtocolError,
-)
+)  # not EncodeError: the caller's own mistake propagates as it is (a TypeError)
 
 
 class _OutboundCall:
