@@ -152,25 +152,30 @@ async def test_the_mirror_stops_even_when_nats_py_swallows_the_cancel(
 
     real = KeyValue.KeyWatcher.updates
     swallowed = 0
-    waiting = False  # the loop is inside (awaiting) nats-py's updates()
+    armed = False  # from now on the watch is quiet: nothing arrives
+    waiting = False  # the loop is inside (awaiting) the quiet updates()
 
     async def updates(self: KeyValue.KeyWatcher, timeout: float = 5.0) -> object:
         nonlocal swallowed, waiting
+        if not armed:  # syncing: the real watch (the shared server may have traffic)
+            return await real(self, timeout)  # type: ignore[no-untyped-call]
         waiting = True
         try:
-            return await real(self, timeout)  # type: ignore[no-untyped-call]
+            await asyncio.Event().wait()
         except asyncio.CancelledError:
             swallowed += 1
             return None  # as wait_for does when the entry was there at the same moment
         finally:
             waiting = False
+        raise AssertionError("unreachable: the event is never set")
 
     monkeypatch.setattr(KeyValue.KeyWatcher, "updates", updates)
     await registry.list_services()  # synced: the loop waits in updates()
     assert registry._state is not None and registry._state.task is not None
     task = registry._state.task
-    await eventually(lambda: waiting, what="the loop waiting in updates()")
-    task.cancel()  # now, while it is suspended there
+    armed = True  # the real updates() in progress returns within its 5 s timeout
+    await eventually(lambda: waiting, timeout=10, what="the loop waiting in updates()")
+    task.cancel()  # now, while it is suspended there: the cancel is swallowed
     await asyncio.wait({task}, timeout=5)
     assert swallowed == 1
     assert task.cancelled()
