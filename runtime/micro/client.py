@@ -204,6 +204,8 @@ class Client(AsyncClosing):
     ) -> ClientCall:
         if method.kind is not kind:
             raise TypeError(f"{method.name} is a {method.kind.value} method, not {kind.value}")
+        if not kind.client_streaming and not isinstance(request, method.request_type):
+            raise wrong_request(method, request)  # before anything is sent
         if service is None and address is None:
             raise ValueError("a call needs a service name or an address")
         return ClientCall(
@@ -276,8 +278,6 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> Resp:
         """Call a unary method; returns the response message."""
-        if not isinstance(request, method.request_type):
-            raise wrong_request(method, request)
         call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
         # The transport decoded the reply as method.response_type.
         response: Resp = await self._through_middleware(call, self._unary_call)
@@ -294,8 +294,6 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> Reply[Resp]:
         """Call a unary method; returns the response message with its headers and trailers."""
-        if not isinstance(request, method.request_type):
-            raise wrong_request(method, request)
         call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
         response: Resp = await self._through_middleware(call, self._unary_call)
         return Reply.of(response, call)
@@ -318,8 +316,6 @@ class Client(AsyncClosing):
         metadata: Metadata | None = None,
     ) -> ServerStream[Resp]:
         """Start a server-streaming call (opened on first use); see :class:`ServerStream`."""
-        if not isinstance(request, method.request_type):
-            raise wrong_request(method, request)
         call = self._new_call(
             method, request, service, address, timeout, metadata, Kind.SERVER_STREAM
         )
