@@ -45,7 +45,7 @@ from micro._aclosing import AsyncClosing
 from micro._chain import chain
 from micro._requests import encoding_error, type_name, wrong_request
 from micro.context import outgoing_deadline, outgoing_metadata
-from micro.errors import Error
+from micro.errors import CLIENT_ID, Error
 from micro.lookup import NodeCache
 from micro.metadata import Metadata, MetadataView, Pairs
 from micro.registry import Node, Registry
@@ -58,7 +58,6 @@ from micro.transport import ClientTransport, OutboundCall, Transport
 
 __all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "Reply", "default"]
 
-CLIENT_ID = "micro.client"
 
 R = TypeVar("R")
 

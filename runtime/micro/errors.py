@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from micro.spec import AnyMethod
 
 __all__ = [
+    "CLIENT_ID",
     "ERROR_METADATA_KEY",
     "Error",
     "Origin",
@@ -56,6 +57,8 @@ __all__ = [
 
 #: trailing metadata key carrying the JSON-encoded error
 ERROR_METADATA_KEY = "micro-error"
+#: the id of the errors a client raises itself (no node, deadline passed, connection lost)
+CLIENT_ID = "micro.client"
 
 
 def grpc_status_for(code: int) -> Status:

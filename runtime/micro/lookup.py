@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from micro.errors import Error
+from micro.errors import CLIENT_ID, Error
 from micro.registry import Node, NotFound, Registry, RegistryError
 from micro.status import Status
 
@@ -26,7 +26,6 @@ __all__ = ["NodeCache"]
 
 log = logging.getLogger("micro.client")
 
-CLIENT_ID = "micro.client"
 
 #: how long a watched entry stays valid without any event (a safety net for a stuck watch)
 WATCHED_TTL = 30.0

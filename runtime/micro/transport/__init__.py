@@ -12,6 +12,7 @@ library.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -73,9 +74,9 @@ def backends() -> list[str]:
     return _BACKENDS.names()
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> Transport:
+def from_env(environ: Mapping[str, str] = os.environ) -> Transport:
     """The transport ``MICRO_TRANSPORT`` names (default ``grpcio``)."""
-    return _BACKENDS.from_env(environ) if environ is not None else _BACKENDS.from_env()
+    return _BACKENDS.from_env(environ)
 
 
 def __getattr__(name: str) -> Any:

@@ -32,13 +32,12 @@ from micro.errors import ERROR_METADATA_KEY, Error, Origin, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
 from micro.status import Status
+from micro.transport import _local as local
 from micro.transport.base import Dispatch
 
 __all__ = ["GrpcioClientTransport", "GrpcioServerTransport", "GrpcioTransport"]
 
 log = logging.getLogger(__name__)
-
-CLIENT_ID = "micro.client"
 
 #: options (grpcio's ``grpc.*`` channel arguments) a server gets unless given others
 SERVER_OPTIONS: tuple[tuple[str, Any], ...] = (
@@ -364,7 +363,6 @@ class _OutboundCall:
 
     def _error(self, exc: Exception) -> Error:
         """``exc``, raised by grpcio or the codec, as the micro Error it means."""
-        name = self._method.name
         if isinstance(exc, grpc.aio.AioRpcError):
             self._finished = True
             self._headers = _view(exc.initial_metadata())
@@ -374,47 +372,24 @@ class _OutboundCall:
             if error.origin is not Origin.STATUS:
                 return error
             if status is Status.DEADLINE_EXCEEDED and exc.details() in ("", "Deadline Exceeded"):
-                return self._deadline_exceeded()  # ours or the server's timer: one error
+                return local.deadline_exceeded(
+                    self._method
+                )  # ours or the server's timer: one error
             if status is Status.UNAVAILABLE and not self._headers:
                 if _never_connected(exc.details()):
-                    return Error(
-                        CLIENT_ID,
-                        503,
-                        f"{name}: cannot reach {self._address}: {exc.details()}",
-                        grpc_status=Status.UNAVAILABLE,
-                    )
+                    return local.unreachable(self._method, self._address, exc.details())
                 if not _lost_connection(exc.details()):
                     return error  # the server's own bare status
                 # Lost after the request went out: the server may have handled it (and
                 # grpcio does not say whether a unary reply had arrived).
                 self._lost = True
-                after = f" after {self._received} response message(s)" if self._received else ""
-                return Error(
-                    CLIENT_ID,
-                    503,
-                    f"{name}: connection to {self._address} lost{after}, before the "
-                    f"call's status: {exc.details()}",
-                    grpc_status=Status.UNAVAILABLE,
+                return local.connection_lost(
+                    self._method, self._address, self._received, exc.details()
                 )
             return error
         if isinstance(exc, DecodeError):
-            return Error(
-                CLIENT_ID,
-                500,
-                f"{name}: invalid response from {self._address}: {exc}",
-                grpc_status=Status.INTERNAL,
-            )
-        return Error(
-            CLIENT_ID, 500, f"{name}: {type(exc).__name__}: {exc}", grpc_status=Status.INTERNAL
-        )
-
-    def _deadline_exceeded(self) -> Error:
-        return Error(
-            CLIENT_ID,
-            408,
-            f"{self._method.name}: deadline exceeded",
-            grpc_status=Status.DEADLINE_EXCEEDED,
-        )
+            return local.invalid_response(self._method, self._address, exc)
+        return local.failed(self._method, exc)
 
     def _open(self, request: bytes | None) -> None:
         if request is None:

@@ -30,13 +30,12 @@ from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
 from micro.status import Status
+from micro.transport import _local as local
 from micro.transport.base import Dispatch
 
 __all__ = ["GrpclibClientTransport", "GrpclibServerTransport", "GrpclibTransport"]
 
 log = logging.getLogger(__name__)
-
-CLIENT_ID = "micro.client"
 
 _CARDINALITY = {
     Kind.UNARY: Cardinality.UNARY_UNARY,
@@ -278,10 +277,10 @@ class _OutboundCall:
             if error.grpc_status is Status.DEADLINE_EXCEEDED and not (error.id or error.detail):
                 # A bare status, as grpclib servers send when their deadline timer beats
                 # ours: the same error as ours, whichever fired first.
-                return self._deadline_exceeded()
+                return local.deadline_exceeded(self._method)
             return error
         if isinstance(exc, TimeoutError):  # asyncio.TimeoutError: grpclib's deadline timer
-            return self._deadline_exceeded()
+            return local.deadline_exceeded(self._method)
         if isinstance(exc, StreamTerminatedError):
             status_error = self._status_after_reset()
             if status_error is not None:
@@ -289,45 +288,12 @@ class _OutboundCall:
                 return status_error
             # After a response message the server has handled the request: the call is
             # committed (never retried), and the message says so.
-            after = (
-                f" after {self._received} response message(s), before the call's status"
-                if self._received
-                else ""
-            )
-            return Error(
-                CLIENT_ID,
-                503,
-                f"{self._method.name}: connection to {self._address} lost{after}: {exc}",
-                grpc_status=Status.UNAVAILABLE,
-            )
+            return local.connection_lost(self._method, self._address, self._received, exc)
         if isinstance(exc, (OSError, h2.exceptions.StreamClosedError)):
-            return Error(
-                CLIENT_ID,
-                503,
-                f"{self._method.name}: cannot reach {self._address}: {exc}",
-                grpc_status=Status.UNAVAILABLE,
-            )
+            return local.unreachable(self._method, self._address, exc)
         if isinstance(exc, DecodeError):
-            return Error(
-                CLIENT_ID,
-                500,
-                f"{self._method.name}: invalid response from {self._address}: {exc}",
-                grpc_status=Status.INTERNAL,
-            )
-        return Error(
-            CLIENT_ID,
-            500,
-            f"{self._method.name}: {type(exc).__name__}: {exc}",
-            grpc_status=Status.INTERNAL,
-        )
-
-    def _deadline_exceeded(self) -> Error:
-        return Error(
-            CLIENT_ID,
-            408,
-            f"{self._method.name}: deadline exceeded",
-            grpc_status=Status.DEADLINE_EXCEEDED,
-        )
+            return local.invalid_response(self._method, self._address, exc)
+        return local.failed(self._method, exc)
 
     def _status_after_reset(self) -> Error | None:
         """The status the server sent before resetting the stream, if it sent one."""
