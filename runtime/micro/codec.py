@@ -9,8 +9,9 @@ is one of:
   modules embed, strict like upb. Without protobuf, or for a type no plan fits (no
   generated micro module imported that embeds its file, and none given to
   :func:`register_files`), betterproto2's own codec (``bytes(msg)`` / ``Cls.parse``).
-  ``MICRO_CODEC=betterproto2`` forces that fallback. JSON is betterproto2's
-  ``to_json`` / ``from_json`` either way;
+  ``MICRO_CODEC=betterproto2`` forces that fallback. JSON takes the same road: through
+  upb (protobuf's ``json_format``, the proto3 JSON mapping exactly) where the bytes do,
+  else betterproto2's ``to_json`` / ``from_json``;
 * a protobuf message from a ``_pb2`` module (``SerializeToString`` / ``FromString``;
   JSON through ``google.protobuf.json_format``, imported only for such messages).
 
@@ -50,7 +51,8 @@ class DecodeError(Exception):
 
     def __init__(self, message_type: type, cause: BaseException) -> None:
         name = getattr(message_type, "__qualname__", repr(message_type))
-        super().__init__(f"cannot decode {name}: {type(cause).__name__}: {cause}")
+        detail = " ".join(str(cause).split())  # one line: json_format's run over several
+        super().__init__(f"cannot decode {name}: {type(cause).__name__}: {detail}")
         self.message_type = message_type
 
 
@@ -74,6 +76,8 @@ def _is_protobuf(message_type: type) -> bool:
 #: per message class: how to encode and decode it (filled on first use)
 _encoders: dict[type, Callable[[Any], bytes]] = {}
 _decoders: dict[type, Callable[[bytes], Any]] = {}
+#: per betterproto2 message class whose bytes go through upb: its plan's JSON functions
+_json: dict[type, tuple[Callable[[Any], str], Callable[[str | bytes], Any]]] = {}
 _lock = threading.Lock()
 
 
@@ -109,6 +113,7 @@ def _resolve(message_type: type) -> tuple[Callable[[Any], bytes], Callable[[byte
                     plan = None
             if plan is not None:
                 enc, dec = plan.encode, plan.decode
+                _json[message_type] = plan.encode_json, plan.decode_json
             else:
                 enc = bytes
                 dec = message_type.parse  # type: ignore[attr-defined]
@@ -140,6 +145,7 @@ def reset() -> None:
     with _lock:
         _encoders.clear()
         _decoders.clear()
+        _json.clear()
 
 
 def encode(message: Any, message_type: type) -> bytes:
@@ -168,14 +174,32 @@ def decode(data: bytes, message_type: type[M]) -> M:
     return message
 
 
+def _json_codec(
+    message_type: type,
+) -> tuple[Callable[[Any], str], Callable[[str | bytes], Any]] | None:
+    """The fast codec's JSON functions for a betterproto2 type, if its bytes use it."""
+    found = _json.get(message_type)
+    if found is None and message_type not in _encoders:
+        _resolve(message_type)
+        found = _json.get(message_type)
+    return found
+
+
 def encode_json(message: Any, message_type: type) -> str:
-    """``message`` in the proto3 JSON mapping (camelCase names)."""
+    """``message`` in the proto3 JSON mapping (camelCase names); raises
+    :class:`EncodeError`."""
     _check(message, message_type)
     if _is_protobuf(message_type):
         from google.protobuf import json_format
 
         return json_format.MessageToJson(message, indent=None)
-    text: str = message.to_json()
+    fast = _json_codec(message_type)
+    try:
+        text: str = message.to_json() if fast is None else fast[0](message)
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        # through upb also: a Timestamp or Duration out of the JSON mapping's range, a
+        # FieldMask path it cannot write
+        raise EncodeError(f"cannot encode {type(message).__qualname__} as JSON: {exc}") from exc
     return text
 
 
@@ -188,7 +212,11 @@ def decode_json(text: str | bytes, message_type: type[M]) -> M:
 
             parsed: M = json_format.Parse(text, message_type())  # type: ignore[type-var]
         else:
-            parsed = message_type.from_json(text)  # type: ignore[attr-defined]
+            fast = _json_codec(message_type)
+            if fast is None:
+                parsed = message_type.from_json(text)  # type: ignore[attr-defined]
+            else:
+                parsed = fast[1](text)
     except Exception as exc:
         raise DecodeError(message_type, exc) from exc
     return parsed
