@@ -324,8 +324,12 @@ class Service:
         self._warn_stray_methods()
         try:
             tls = tls_mod.resolve(self._tls_setting)
-            transport = self._wire.server(
-                self._dispatcher.routes, self._dispatcher.dispatch, tls=tls
+            routes, dispatch = self._dispatcher.routes, self._dispatcher.dispatch
+            # without TLS, the call any Transport takes (one written before tls= was)
+            transport = (
+                self._wire.server(routes, dispatch)
+                if tls is None
+                else self._wire.server(routes, dispatch, tls=tls)
             )
         except ConfigError as exc:
             raise ConfigError(f"{self.name}: {exc}") from None

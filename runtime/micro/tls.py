@@ -30,7 +30,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, TypeAlias
@@ -168,8 +168,8 @@ class TLS:
             )
         return Files(self)
 
-    def server_context(self, files: Files) -> ssl.SSLContext:
-        """A stdlib server context (ALPN ``h2``) from ``files``."""
+    def server_context(self, files: Files, alpn: Sequence[str] = ("h2",)) -> ssl.SSLContext:
+        """A stdlib server context (ALPN ``h2`` by default) from ``files``."""
         assert files.cert_path is not None and files.key_path is not None  # server_files
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -179,8 +179,28 @@ class TLS:
                 ssl.CERT_REQUIRED if self.client_auth == "require" else ssl.CERT_OPTIONAL
             )
             _load_ca(context, self, files.ca_path)
-        context.set_alpn_protocols(["h2"])
+        context.set_alpn_protocols(list(alpn))
         return context
+
+    def rotating_server_context(self, alpn: Sequence[str] = ("h2",)) -> ssl.SSLContext:
+        """A stdlib server context that looks at the certificate files again on new
+        connections (once a second at most, from the SNI callback, which runs for every
+        client hello) and hands the handshake a context built from new files."""
+        files = self.server_files()
+        current = [self.server_context(files, alpn)]
+
+        def on_hello(sock: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+            if files.reload():
+                try:
+                    current[0] = self.server_context(files, alpn)
+                except ConfigError as exc:  # changed again between the check and the load
+                    log.warning("TLS files changed but do not load, keeping the old: %s", exc)
+            if sock.context is not current[0]:
+                sock.context = current[0]
+
+        first = current[0]
+        first.sni_callback = on_hello
+        return first
 
     def client_context(self) -> ssl.SSLContext:
         """A stdlib client context (ALPN ``h2``), verifying unless told not to."""

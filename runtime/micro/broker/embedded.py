@@ -175,8 +175,11 @@ class EmbeddedBroker:
             if self._address is None:
                 dispatcher = Dispatcher(name="micro.broker")
                 dispatcher.add(BROKER_SPEC, _Receiver(self))
-                server = self._transport.server(
-                    dispatcher.routes, dispatcher.dispatch, tls=self._tls
+                routes, dispatch = dispatcher.routes, dispatcher.dispatch
+                server = (
+                    self._transport.server(routes, dispatch)
+                    if self._tls is None
+                    else self._transport.server(routes, dispatch, tls=self._tls)
                 )
                 host, port = await server.start(self._host, 0)
                 self._server, self._address = server, format_address(host, port)

@@ -27,7 +27,6 @@ from grpclib.server import Server
 from grpclib.server import Stream as ServerStream
 
 from micro import codec
-from micro._config import ConfigError
 from micro.address import format_address, parse_address
 from micro.codec import DecodeError
 from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
@@ -164,27 +163,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _rotating_server_context(tls: TLS) -> ssl.SSLContext:
-    """A server context that looks at the certificate files again on new connections
-    (once a second at most, from the handshake's SNI callback, which runs for every
-    client hello) and hands the handshake a context built from new files."""
-    files = tls.server_files()
-    current = [tls.server_context(files)]
-
-    def on_hello(sock: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
-        if files.reload():
-            try:
-                current[0] = tls.server_context(files)
-            except ConfigError as exc:  # changed again between the check and the load
-                log.warning("TLS files changed but do not load, keeping the old ones: %s", exc)
-        if sock.context is not current[0]:
-            sock.context = current[0]
-
-    first = current[0]
-    first.sni_callback = on_hello
-    return first
-
-
 class GrpclibServerTransport:
     """Serves ``routes`` (gRPC path -> Method) over grpclib, calling ``dispatch`` per RPC."""
 
@@ -194,7 +172,7 @@ class GrpclibServerTransport:
         self._routes = dict(routes)
         self._dispatch = dispatch
         self._server: _Server | None = None
-        self._ssl = None if tls is None else _rotating_server_context(tls)
+        self._ssl = None if tls is None else tls.rotating_server_context()
 
     def __mapping__(self) -> dict[str, Handler]:
         return {
