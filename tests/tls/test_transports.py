@@ -3,12 +3,14 @@ certificates made at test time."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
 
 import micro
+from micro.broker.embedded import EmbeddedBroker, topic_service
 from micro.status import Status
 from micro.transport import Transport
 from tests.runtime.echo_kit import ECHO, EchoRequest, serving
@@ -91,3 +93,30 @@ async def test_wrong_hostname_fails_verification(wire: Transport, pki: Pki) -> N
         right = pki.client(server_name="localhost")
         async with micro.Client(registry=service.registry, transport=wire, tls=right) as client:
             assert (await client.unary(ECHO, EchoRequest(text="y"), service="echo")).text == "y"
+
+
+async def test_the_embedded_broker_hands_over_over_mtls(wire: Transport, pki: Pki) -> None:
+    registry = micro.MemoryRegistry()
+    mtls = pki.server("require")  # one identity per node: it serves and calls with it
+    subscriber = EmbeddedBroker(registry, transport=wire, tls=mtls)
+    plaintext = EmbeddedBroker(registry, transport=wire, tls=False)
+    publisher = EmbeddedBroker(registry, transport=wire, tls=mtls)
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handle(delivery: micro.Delivery) -> None:
+        await got.put(delivery.message.data)
+
+    try:
+        await subscriber.subscribe("t.tls", handle)
+        (node,) = (await registry.get_service(topic_service("t.tls")))[0].nodes
+        assert node.metadata["tls"] == "true"
+        assert await publisher.deliver(micro.Message("t.tls", b"sealed")) == 1
+        assert await asyncio.wait_for(got.get(), 10) == b"sealed"
+        # a plaintext publisher does not reach a TLS subscriber, nor the reverse
+        assert await plaintext.deliver(micro.Message("t.tls", b"open")) == 0
+        await plaintext.subscribe("t.open", handle)
+        assert await publisher.deliver(micro.Message("t.open", b"x")) == 0
+        assert got.empty()
+    finally:
+        for broker in (subscriber, plaintext, publisher):
+            await broker.close()
