@@ -129,3 +129,30 @@ def test_gateway_serves_https_and_calls_services_over_mtls(tls_procs: Procs, pki
     assert response.status_code == 200, response.text
     with pytest.raises(httpx.ConnectError):
         httpx.get(gateway.url + "/v1/shelves/1/books/2", timeout=30)  # system trust: unknown CA
+
+
+def test_gateway_requires_client_certificates_when_given_a_client_ca(
+    tls_procs: Procs, pki: Pki
+) -> None:
+    gateway = tls_procs.gateway(
+        *("--https-cert", str(pki.cert), "--https-key", str(pki.key)),
+        *("--https-client-ca", str(pki.ca)),
+    )
+    identified = ssl.create_default_context(cafile=str(pki.ca))
+    identified.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    with httpx.Client(base_url=gateway.url, timeout=30, verify=identified) as client:
+        assert client.get("/v1/shelves/1/books/2").status_code == 200
+    anonymous = ssl.create_default_context(cafile=str(pki.ca))
+    with (
+        httpx.Client(base_url=gateway.url, timeout=30, verify=anonymous) as client,
+        pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)),
+    ):
+        client.get("/v1/shelves/1/books/2")
+
+
+def test_gateway_with_a_bad_https_setting_is_one_line(cluster: Cluster, tmp_path: Path) -> None:
+    missing = str(tmp_path / "api.pem")
+    result = micro(cluster, "api", "--https-cert", missing, "--https-key", missing)
+    assert result.returncode == 2, result.stderr
+    line = one_line_error(result)
+    assert "--https-cert: cannot read" in line, line
