@@ -129,14 +129,16 @@ class TLS:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> TLS | None:
-        """The settings the ``MICRO_TLS_*`` variables give; ``None`` when none is set."""
+        """The settings the ``MICRO_TLS_*`` variables give; ``None`` (plaintext) when none
+        is set, or only to its off value (``CLIENT_AUTH=none``, ``INSECURE_SKIP_VERIFY=false``)."""
         values = {name: environ.get(var, "").strip() for name, var in ENV.items()}
-        if not any(values.values()):
-            return None
         skip = values["insecure_skip_verify"].lower()
         if skip not in _TRUE + _FALSE:
             raise ConfigError(f"{ENV['insecure_skip_verify']} must be true or false, got {skip!r}")
         client_auth = values["client_auth"].lower() or "none"
+        files = (values["cert"], values["key"], values["ca"], values["server_name"])
+        if not any(files) and client_auth == "none" and skip not in _TRUE:
+            return None
         return cls(
             cert=values["cert"] or None,
             key=values["key"] or None,

@@ -26,6 +26,8 @@ def test_no_variable_means_plaintext() -> None:
     assert TLS.from_env({}) is None
     assert resolve(None, {}) is None
     assert resolve(False, {"MICRO_TLS_CA": "ca.pem"}) is None
+    off = {"MICRO_TLS_CLIENT_AUTH": "none", "MICRO_TLS_INSECURE_SKIP_VERIFY": "false"}
+    assert TLS.from_env(off) is None
 
 
 def test_the_variables(pki: Pki) -> None:
