@@ -156,3 +156,11 @@ def test_gateway_with_a_bad_https_setting_is_one_line(cluster: Cluster, tmp_path
     assert result.returncode == 2, result.stderr
     line = one_line_error(result)
     assert "--https-cert: cannot read" in line, line
+
+
+def test_insecure_skip_verify_says_where_it_is_available(mtls_cluster: Cluster) -> None:
+    args = ("call", "--insecure-skip-verify", "shop", "Greeter.SayHello", "{}")
+    on_grpcio = micro(mtls_cluster, *args, MICRO_TRANSPORT="grpcio")
+    assert on_grpcio.returncode == 2, on_grpcio.stderr
+    line = one_line_error(on_grpcio)
+    assert "not available on the grpcio transport" in line, line
