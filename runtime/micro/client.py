@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from micro import registry as registry_mod
+from micro import tls as tls_mod
 from micro import transport as transport_mod
 from micro._aclosing import AsyncClosing
 from micro._chain import chain
@@ -54,6 +55,7 @@ from micro.selector import from_env as selector_from_env
 from micro.spec import AnyMethod, Kind, Method, Req, Resp
 from micro.status import Status
 from micro.streams import BidiStream, ServerStream
+from micro.tls import TLSSetting
 from micro.transport import ClientTransport, OutboundCall, Transport
 
 __all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "Reply", "default"]
@@ -119,7 +121,11 @@ class Client(AsyncClosing):
     * ``retries`` / ``backoff``: see the module docs;
     * ``timeout``: default per-call timeout in seconds (``None``: no deadline);
     * ``middleware``: see :data:`ClientMiddleware`;
-    * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpclib).
+    * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpclib);
+    * ``tls``: a :class:`micro.tls.TLS` (default: the ``MICRO_TLS_*`` variables;
+      ``False``: plaintext). A client with TLS calls only nodes that registered as TLS
+      (never downgrading to a plaintext one); one without calls only plaintext nodes,
+      and a service with TLS nodes only fails with an error saying what to set.
 
     One HTTP/2 connection per node address is kept until :meth:`close`.
     """
@@ -135,9 +141,12 @@ class Client(AsyncClosing):
         timeout: float | None = None,
         cache_ttl: float = 1.0,
         transport: Transport | None = None,
+        tls: TLSSetting = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
+        resolved = tls_mod.resolve(tls)
+        self._tls = resolved is not None
         self._registry = registry
         self._selector: Selector = selector if selector is not None else selector_from_env()
         self._retries = retries
@@ -146,9 +155,10 @@ class Client(AsyncClosing):
         self._timeout = timeout
         self._cache_ttl = cache_ttl
         self._nodes = NodeCache(lambda: self.registry, cache_ttl)
+        wire = transport if transport is not None else transport_mod.from_env()
         self._transport: ClientTransport = (
-            transport if transport is not None else transport_mod.from_env()
-        ).client()
+            wire.client() if resolved is None else wire.client(tls=resolved)
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -185,9 +195,30 @@ class Client(AsyncClosing):
         return self._select(service, nodes, tried)
 
     def _select(self, service: str, nodes: list[Node], tried: set[str]) -> str:
+        nodes = self._reachable(service, nodes)
         if tried:
             nodes = [n for n in nodes if n.address not in tried] or nodes
         return self._selector.select(nodes, service=service).address
+
+    def _reachable(self, service: str, nodes: list[Node]) -> list[Node]:
+        """The nodes this client may call: TLS nodes with TLS (never a plaintext one),
+        plaintext nodes without; an error saying what to set when none is left."""
+        tls = self._tls
+        usable = [n for n in nodes if tls_mod.speaks_tls(n.metadata) is tls]
+        if usable:
+            return usable
+        if tls:
+            why = (
+                f"{service}: no node serves TLS ({len(nodes)} plaintext node(s)); this "
+                "client uses TLS and never downgrades (serve TLS there, or call with tls=False)"
+            )
+        else:
+            why = (
+                f"{service}: every node serves TLS and this client is plaintext: set "
+                f"{tls_mod.ENV['ca']} (and {tls_mod.ENV['cert']} / {tls_mod.ENV['key']} "
+                "for mTLS), or pass tls=micro.tls.TLS(...)"
+            )
+        raise Error(CLIENT_ID, 503, why, grpc_status=Status.UNAVAILABLE)
 
     # -- calls -------------------------------------------------------------------------
 

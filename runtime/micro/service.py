@@ -34,6 +34,7 @@ from typing import Any, Self, TypeVar
 from micro import broker as broker_mod
 from micro import registry as registry_mod
 from micro import selector as selector_mod
+from micro import tls as tls_mod
 from micro import transport as transport_mod
 from micro._config import ConfigError
 from micro._tasks import stop_if_cancelled
@@ -45,6 +46,7 @@ from micro.reflection import REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC, Reflectio
 from micro.registry import DEFAULT_TTL, Endpoint, Node, Registry, RegistryError, ServiceRecord
 from micro.server import Dispatcher, ServerMiddleware, stray_methods
 from micro.spec import AnyMethod, ServiceSpec
+from micro.tls import TLSSetting
 from micro.transport import ServerTransport, Transport
 
 __all__ = ["Hook", "Service", "StartError"]
@@ -105,7 +107,9 @@ class Service:
     """A named service: ``handle()`` handlers, then ``async with`` / ``run()`` it.
 
     ``registry`` and ``broker`` default to the process's (``MICRO_REGISTRY``,
-    ``MICRO_BROKER``), ``transport`` to ``MICRO_TRANSPORT`` (grpclib)."""
+    ``MICRO_BROKER``), ``transport`` to ``MICRO_TRANSPORT`` (grpclib), ``tls`` (a
+    :class:`micro.tls.TLS`; ``False``: plaintext) to the ``MICRO_TLS_*`` variables. A TLS
+    node says so in its registry node metadata (``"tls": "true"``)."""
 
     def __init__(
         self,
@@ -123,9 +127,12 @@ class Service:
         advertise: str | None = None,
         broker: Broker | None = None,
         transport: Transport | None = None,
+        tls: TLSSetting = None,
     ) -> None:
         if not name:
             raise ValueError("a service needs a name")
+        self._tls_setting = tls
+        self._serving_tls = False
         self.name = name
         self.version = version
         self.metadata = dict(metadata or {})
@@ -241,10 +248,13 @@ class Service:
     @property
     def record(self) -> ServiceRecord:
         """What is registered for this node."""
+        node_metadata = self.metadata
+        if self._serving_tls:
+            node_metadata = {**self.metadata, tls_mod.NODE_METADATA_KEY: "true"}
         return ServiceRecord(
             name=self.name,
             version=self.version,
-            nodes=(Node(id=self.id, address=self.address, metadata=self.metadata),),
+            nodes=(Node(id=self.id, address=self.address, metadata=node_metadata),),
             endpoints=tuple(_endpoint(m) for spec in self._specs for m in spec.methods),
             metadata=self.metadata,
         )
@@ -312,7 +322,17 @@ class Service:
             raise RuntimeError("the service is already started")
         self._check_config()
         self._warn_stray_methods()
-        transport = self._wire.server(self._dispatcher.routes, self._dispatcher.dispatch)
+        try:
+            tls = tls_mod.resolve(self._tls_setting)
+            routes, dispatch = self._dispatcher.routes, self._dispatcher.dispatch
+            # without TLS, the call any Transport takes (one written before tls= was)
+            transport = (
+                self._wire.server(routes, dispatch)
+                if tls is None
+                else self._wire.server(routes, dispatch, tls=tls)
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
         try:
             host, port = await transport.start(*self._bind)
         except OSError as exc:
@@ -323,6 +343,7 @@ class Service:
         self._transport = transport
         self._draining = False
         self._address = format_address(self._advertise or advertised_host(host), port)
+        self._serving_tls = tls is not None
         self.health.set("", ServingStatus.SERVING)
         for spec in self._specs:
             self.health.set(spec.name, ServingStatus.SERVING)

@@ -12,6 +12,7 @@ import micro
 from micro import transport
 from micro.broker.embedded import EmbeddedBroker
 from micro.spec import AnyMethod
+from micro.tls import TLS
 from micro.transport import ClientTransport, Dispatch, GrpcioTransport, ServerTransport, Transport
 from micro.transport.grpclib_impl import GrpclibTransport
 from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
@@ -29,13 +30,15 @@ class Counting:
         self.servers = 0
         self.clients = 0
 
-    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> ServerTransport:
+    def server(
+        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+    ) -> ServerTransport:
         self.servers += 1
-        return self.inner.server(routes, dispatch)
+        return self.inner.server(routes, dispatch, tls=tls)
 
-    def client(self) -> ClientTransport:
+    def client(self, *, tls: TLS | None = None) -> ClientTransport:
         self.clients += 1
-        return self.inner.client()
+        return self.inner.client(tls=tls)
 
 
 @TRANSPORTS

@@ -38,6 +38,7 @@ from micro.broker._types import (
     run_handler,
 )
 from micro.broker.embedded import EmbeddedBroker
+from micro.tls import TLS
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -67,7 +68,7 @@ BrokerFactory = Callable[[Mapping[str, str]], Broker]
 
 
 def _embedded(environ: Mapping[str, str]) -> Broker:
-    return EmbeddedBroker()
+    return EmbeddedBroker(tls=TLS.from_env(environ) or False)
 
 
 def _seconds(environ: Mapping[str, str], key: str, default: float) -> float:

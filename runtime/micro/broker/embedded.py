@@ -32,6 +32,7 @@ import uuid
 
 from micro import errors
 from micro import registry as registry_mod
+from micro import tls as tls_mod
 from micro import transport as transport_mod
 from micro._builtin.micro.broker.v1 import Delivered, Envelope
 from micro._builtin.micro.broker.v1.broker_micro import BROKER_DELIVER, BROKER_SPEC
@@ -84,6 +85,8 @@ class _Subscription:
 
     def record(self, address: str) -> ServiceRecord:
         metadata = {"topic": self._topic, "queue": self._queue or ""}
+        if self._broker._tls is not None:
+            metadata[tls_mod.NODE_METADATA_KEY] = "true"
         return ServiceRecord(
             name=topic_service(self._topic),
             nodes=(Node(id=self.id, address=address, metadata=metadata),),
@@ -120,7 +123,8 @@ class EmbeddedBroker:
     ``host``: the interface the broker endpoint binds (default ``127.0.0.1``; bind a
     reachable one only if the registry spans machines); ``timeout``: per hand-over;
     ``transport``: the gRPC implementation of the hand-over, both ways (default:
-    ``MICRO_TRANSPORT``)."""
+    ``MICRO_TRANSPORT``); ``tls``: TLS settings of the hand-over, both ways (default: the
+    ``MICRO_TLS_*`` variables, ``False``: plaintext)."""
 
     def __init__(
         self,
@@ -130,8 +134,10 @@ class EmbeddedBroker:
         ttl: float = DEFAULT_TTL,
         timeout: float = 10.0,
         transport: Transport | None = None,
+        tls: tls_mod.TLSSetting = None,
     ) -> None:
         self._registry = registry
+        self._tls = tls_mod.resolve(tls)
         self._transport = transport if transport is not None else transport_mod.from_env()
         self._host = host
         self._ttl = ttl
@@ -152,7 +158,12 @@ class EmbeddedBroker:
 
     def _client_for(self) -> Client:
         if self._client is None:
-            self._client = Client(registry=self.registry, retries=0, transport=self._transport)
+            self._client = Client(
+                registry=self.registry,
+                retries=0,
+                transport=self._transport,
+                tls=self._tls if self._tls is not None else False,
+            )
         return self._client
 
     # -- receiving ---------------------------------------------------------------------
@@ -164,7 +175,12 @@ class EmbeddedBroker:
             if self._address is None:
                 dispatcher = Dispatcher(name="micro.broker")
                 dispatcher.add(BROKER_SPEC, _Receiver(self))
-                server = self._transport.server(dispatcher.routes, dispatcher.dispatch)
+                routes, dispatch = dispatcher.routes, dispatcher.dispatch
+                server = (
+                    self._transport.server(routes, dispatch)
+                    if self._tls is None
+                    else self._transport.server(routes, dispatch, tls=self._tls)
+                )
                 host, port = await server.start(self._host, 0)
                 self._server, self._address = server, format_address(host, port)
                 self._heartbeat = asyncio.create_task(self._beat())
@@ -248,6 +264,15 @@ class EmbeddedBroker:
                 log.debug("embedded broker: no subscribers for %r", message.topic)
                 return 0
             raise
+        tls = self._tls is not None
+        if any(tls_mod.speaks_tls(n.metadata) is not tls for n in nodes):
+            log.warning(
+                "embedded broker: skipping the %s subscribers of %r (this broker is %s)",
+                "plaintext" if tls else "TLS",
+                message.topic,
+                "TLS and never downgrades" if tls else f"plaintext: set {tls_mod.ENV['ca']}",
+            )
+            nodes = [n for n in nodes if tls_mod.speaks_tls(n.metadata) is tls]
         groups: dict[str, list[Node]] = {}
         targets: list[list[Node]] = []
         for node in nodes:

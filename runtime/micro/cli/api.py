@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from micro import tls as tls_mod
+from micro._config import ConfigError
 from micro.address import parse_address
 from micro.cli.exits import CliError, UsageFailure
 from micro.cli.ops import emit, options_from, registry_options, run, table
@@ -16,6 +18,15 @@ __all__ = ["api"]
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+#: the HTTPS listener's own settings (the calls to services take MICRO_TLS_*)
+HTTPS_ENV = {"cert": "MICRO_API_TLS_CERT", "key": "MICRO_API_TLS_KEY", "ca": "MICRO_API_TLS_CA"}
+_HTTPS_NAMES = {
+    **tls_mod.ENV,
+    "cert": "--https-cert",
+    "key": "--https-key",
+    "ca": "--https-client-ca",
+    "client_auth": "--https-client-ca",
+}
 
 
 @click.group("api", invoke_without_command=True)
@@ -72,6 +83,20 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
     help="On SIGTERM/SIGINT, seconds the requests in flight get to finish.",
 )
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option(
+    "--https-cert",
+    envvar=HTTPS_ENV["cert"],
+    help=f"Serve HTTPS with this certificate chain (PEM). Env: {HTTPS_ENV['cert']}.",
+)
+@click.option(
+    "--https-key", envvar=HTTPS_ENV["key"], help=f"Key of --https-cert. Env: {HTTPS_ENV['key']}."
+)
+@click.option(
+    "--https-client-ca",
+    envvar=HTTPS_ENV["ca"],
+    help="Require HTTPS clients to present a certificate signed by this CA (PEM). "
+    f"Env: {HTTPS_ENV['ca']}.",
+)
 @registry_options
 @click.pass_context
 def api(ctx: click.Context, /, **kwargs: Any) -> None:
@@ -101,8 +126,12 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         default_timeout=kwargs["timeout"],
         max_timeout=kwargs["max_timeout"],
     )
+    https = _https(kwargs)
     config = GatewayConfig(
-        headers=policy, max_body=kwargs["max_body"], cors_origins=tuple(kwargs["cors_origins"])
+        headers=policy,
+        max_body=kwargs["max_body"],
+        cors_origins=tuple(kwargs["cors_origins"]),
+        tls=options.tls(),
     )
     registry = options.open_registry()
     try:
@@ -116,7 +145,27 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         grace=kwargs["grace"],
         log_level="info" if kwargs["access_log"] else "warning",
         access_log=kwargs["access_log"],
+        https=https,
     )
+
+
+def _https(kwargs: dict[str, Any]) -> tls_mod.TLS | None:
+    """The listener's TLS from --https-* (checked now: a bad file is one usage line)."""
+    cert, key, ca = kwargs["https_cert"], kwargs["https_key"], kwargs["https_client_ca"]
+    if not (cert or key or ca):
+        return None
+    try:
+        https = tls_mod.TLS(
+            cert=cert,
+            key=key,
+            ca=ca,
+            client_auth="require" if ca else "none",
+            names=_HTTPS_NAMES,
+        )
+        https.server_files()
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+    return https
 
 
 @api.command("routes")

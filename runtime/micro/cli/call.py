@@ -80,7 +80,7 @@ async def _resolved(
     """A client, the endpoint's DynamicMethod and where to call it."""
     target = Target(service=None if args.address else args.service, address=args.address)
     registry = None if args.address else options.open_registry()
-    client = micro.Client(registry=registry, retries=2)
+    client = micro.Client(registry=registry, retries=2, tls=options.tls())
     try:
         async with asyncio.timeout(args.timeout + SETUP_SLACK):
             async with Reflection(client, target, timeout=args.timeout) as reflection:

@@ -3,7 +3,8 @@ output flags, running a coroutine with errors mapped to exit codes, and text tab
 
 The registry (and broker) come from the same environment variables as the runtime
 (`MICRO_REGISTRY`, `MICRO_REGISTRY_PATH`, `MICRO_REGISTRY_ADDRESS`, `MICRO_BROKER`,
-`MICRO_BROKER_ADDRESS`), each overridable by a flag. Output is for people by default and
+`MICRO_BROKER_ADDRESS`), and TLS from the `MICRO_TLS_*` variables (`micro.tls`), each
+overridable by a flag. Output is for people by default and
 JSON with `--output json`. Failures are one `Error: ...` line and an exit code from
 `micro.cli.exits`; :func:`run` maps the library's exceptions to them, in one place.
 """
@@ -16,13 +17,14 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
 import micro
 from micro import dynamic
 from micro import registry as registry_mod
+from micro import tls as tls_mod
 from micro._config import ConfigError
 from micro.cli.exits import (
     CliError,
@@ -50,6 +52,10 @@ class Options:
     registry_path: str | None
     registry_address: str | None
     output: str
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_skip_verify: bool = False
 
     @property
     def json(self) -> bool:
@@ -61,10 +67,21 @@ class Options:
             ("MICRO_REGISTRY", self.registry),
             ("MICRO_REGISTRY_PATH", self.registry_path),
             ("MICRO_REGISTRY_ADDRESS", self.registry_address),
+            (tls_mod.ENV["ca"], self.tls_ca),
+            (tls_mod.ENV["cert"], self.tls_cert),
+            (tls_mod.ENV["key"], self.tls_key),
+            (tls_mod.ENV["insecure_skip_verify"], "true" if self.insecure_skip_verify else None),
         ):
             if value is not None:
                 env[key] = value
         return env
+
+    def tls(self) -> tls_mod.TLS | Literal[False]:
+        """The TLS settings of the command's calls (``False``: plaintext)."""
+        try:
+            return tls_mod.TLS.from_env(self.environ()) or False
+        except ConfigError as exc:
+            raise UsageFailure(str(exc)) from None
 
     def open_registry(self) -> micro.Registry:
         try:
@@ -94,6 +111,28 @@ def registry_options(func: Callable[..., None]) -> Callable[..., None]:
             help="URL of a networked registry (nats). Env: MICRO_REGISTRY_ADDRESS.",
         ),
         click.option(
+            "--tls-ca",
+            envvar=tls_mod.ENV["ca"],
+            help="Verify services against this CA bundle (PEM) and call them over TLS. "
+            f"Env: {tls_mod.ENV['ca']}.",
+        ),
+        click.option(
+            "--tls-cert",
+            envvar=tls_mod.ENV["cert"],
+            help=f"Client certificate (PEM) for mTLS. Env: {tls_mod.ENV['cert']}.",
+        ),
+        click.option(
+            "--tls-key",
+            envvar=tls_mod.ENV["key"],
+            help=f"Key of --tls-cert (PEM). Env: {tls_mod.ENV['key']}.",
+        ),
+        click.option(
+            "--insecure-skip-verify",
+            is_flag=True,
+            help="Call over TLS WITHOUT verifying the service's certificate (tests only; "
+            "grpclib transport only).",
+        ),
+        click.option(
             "--output",
             "-o",
             type=click.Choice(["text", "json"]),
@@ -113,6 +152,10 @@ def options_from(kwargs: dict[str, Any]) -> Options:
         registry_path=kwargs.pop("registry_path"),
         registry_address=kwargs.pop("registry_address"),
         output=kwargs.pop("output"),
+        tls_ca=kwargs.pop("tls_ca"),
+        tls_cert=kwargs.pop("tls_cert"),
+        tls_key=kwargs.pop("tls_key"),
+        insecure_skip_verify=kwargs.pop("insecure_skip_verify"),
     )
 
 

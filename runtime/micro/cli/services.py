@@ -145,7 +145,7 @@ def health(service: str, timeout: float, **kwargs: Any) -> None:
 
     async def main() -> list[NodeHealth]:
         records = await get_records(options, service)
-        client = micro.Client(registry=micro.MemoryRegistry(), retries=0)
+        client = micro.Client(registry=micro.MemoryRegistry(), retries=0, tls=options.tls())
         try:
             return list(
                 await asyncio.gather(

@@ -33,6 +33,7 @@ from micro.gateway.headers import TIMEOUT_HEADER, HeaderPolicy
 from micro.gateway.routes import Match, Route, RouteTable
 from micro.gateway.streaming import DuplexResponse, StreamFormat, feed, ndjson_lines, next_answer
 from micro.gateway.transcode import build_request, parse_body, reply_json
+from micro.tls import TLSSetting
 
 __all__ = ["Gateway", "GatewayConfig", "build_app"]
 
@@ -47,6 +48,8 @@ class GatewayConfig:
     max_body: int = DEFAULT_MAX_BODY
     cors_origins: tuple[str, ...] = ()
     resync: float = 30.0
+    #: TLS of the calls to services (micro.tls: None from MICRO_TLS_*, False plaintext)
+    tls: TLSSetting = None
 
 
 def _signatures(records: Sequence[micro.ServiceRecord]) -> dict[str, tuple[object, ...]]:
@@ -63,7 +66,7 @@ class Gateway:
     def __init__(self, registry: micro.Registry, config: GatewayConfig) -> None:
         self.config = config
         self.registry = registry
-        self.client = micro.Client(registry=registry)
+        self.client = micro.Client(registry=registry, tls=config.tls)
         self.catalog = Catalog(self.client)
         self.table = RouteTable()
         self._signatures: dict[str, tuple[object, ...]] = {}

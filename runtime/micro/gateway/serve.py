@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 import micro
 from micro.gateway.app import Gateway, GatewayConfig, build_app
+from micro.tls import TLS
 
 __all__ = ["bind", "serve"]
 
@@ -39,7 +40,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _announce(app: Starlette, gateway: Gateway, sock: socket.socket, log_ready: bool) -> None:
+def _announce(
+    app: Starlette, gateway: Gateway, sock: socket.socket, log_ready: bool, scheme: str = "http"
+) -> None:
     inner = app.router.lifespan_context
 
     @asynccontextmanager
@@ -49,7 +52,8 @@ def _announce(app: Starlette, gateway: Gateway, sock: socket.socket, log_ready: 
             shown = f"[{host}]" if ":" in host else host
             if log_ready:
                 print(
-                    f"micro api listening on http://{shown}:{port} ({len(gateway.table)} routes)",
+                    f"micro api listening on {scheme}://{shown}:{port} "
+                    f"({len(gateway.table)} routes)",
                     flush=True,
                 )
             yield
@@ -65,20 +69,26 @@ def serve(
     grace: float = 30.0,
     log_level: str = "warning",
     access_log: bool = False,
+    https: TLS | None = None,
 ) -> None:
+    """Serve until a signal; HTTPS with ``https`` (its cert and key; with a CA and
+    ``client_auth``, client certificates), its files re-read when they change."""
     gateway = Gateway(registry, config)
     app = build_app(gateway)
-    _announce(app, gateway, sock, log_ready=True)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level=log_level,
-            access_log=access_log,
-            lifespan="on",
-            timeout_graceful_shutdown=math.ceil(grace),
-            server_header=False,
-        )
+    _announce(app, gateway, sock, log_ready=True, scheme="http" if https is None else "https")
+    uvicorn_config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=math.ceil(grace),
+        server_header=False,
     )
+    if https is not None:
+        context = https.rotating_server_context(alpn=("http/1.1",))
+        uvicorn_config.load()
+        uvicorn_config.ssl = context  # uvicorn serves the sockets with config.ssl
+    server = uvicorn.Server(uvicorn_config)
     # uvicorn re-raises the signal it stopped on once it is done; a no-op handler makes
     # that a clean exit (status 0) instead of dying by the signal.
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,7 +8,21 @@ from micro.errors import CLIENT_ID, Error
 from micro.spec import AnyMethod
 from micro.status import Status
 
-__all__ = ["connection_lost", "deadline_exceeded", "failed", "invalid_response", "unreachable"]
+__all__ = [
+    "PLAINTEXT_HINT",
+    "connection_lost",
+    "deadline_exceeded",
+    "failed",
+    "invalid_response",
+    "unreachable",
+]
+
+#: added to what a plaintext client reports when the server hung up before answering,
+#: as a TLS server does on a plaintext connection
+PLAINTEXT_HINT = (
+    " (this client is plaintext: if the server serves TLS, set MICRO_TLS_CA, and "
+    "MICRO_TLS_CERT / MICRO_TLS_KEY for mTLS)"
+)
 
 
 def deadline_exceeded(method: AnyMethod) -> Error:

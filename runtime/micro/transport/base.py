@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from micro.errors import Error
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod
+from micro.tls import TLS
 
 __all__ = [
     "ClientTransport",
@@ -151,10 +152,14 @@ class Transport(Protocol):
     @property
     def name(self) -> str: ...
 
-    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> ServerTransport:
-        """A server for ``routes`` (gRPC path -> Method) calling ``dispatch`` per RPC."""
+    def server(
+        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+    ) -> ServerTransport:
+        """A server for ``routes`` (gRPC path -> Method) calling ``dispatch`` per RPC;
+        serving TLS with ``tls`` (:class:`~micro._config.ConfigError` if it cannot)."""
         ...
 
-    def client(self) -> ClientTransport:
-        """A client side, holding its own connections until ``close()``."""
+    def client(self, *, tls: TLS | None = None) -> ClientTransport:
+        """A client side, holding its own connections until ``close()``; every connection
+        is TLS with ``tls``, verified as it says (never plaintext)."""
         ...

@@ -26,12 +26,14 @@ import grpc
 import grpc.aio
 
 from micro import codec
+from micro._config import ConfigError
 from micro.address import format_address, parse_address
 from micro.codec import DecodeError
 from micro.errors import ERROR_METADATA_KEY, Error, Origin, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
 from micro.status import Status
+from micro.tls import TLS, Files
 from micro.transport import _local as local
 from micro.transport.base import Dispatch
 
@@ -193,6 +195,33 @@ class _Routes(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpcio ships no 
         return self._handlers.get(handler_call_details.method)
 
 
+def _server_credentials(tls: TLS) -> Any:
+    """Server credentials that look at the certificate files again on new connections
+    (grpcio's certificate-configuration fetcher runs at each handshake; :class:`Files`
+    looks at the files once a second at most), so rotated files are used without a
+    restart."""
+    if tls.client_auth == "request":
+        raise ConfigError(
+            f"{tls.names['client_auth']}=request is not available on the grpcio transport "
+            "(it can require client certificates or not ask for them): use require, or "
+            "MICRO_TRANSPORT=grpclib"
+        )
+    files = tls.server_files()
+    require = tls.client_auth == "require"
+
+    def configuration() -> Any:
+        return grpc.ssl_server_certificate_configuration(
+            [(files.key, files.cert)], root_certificates=files.ca if require else None
+        )
+
+    def fetch() -> Any:
+        return configuration() if files.reload() else None
+
+    return grpc.dynamic_ssl_server_credentials(
+        configuration(), fetch, require_client_authentication=require
+    )
+
+
 def _probe(host: str, port: int, *, reuse_port: bool) -> None:
     """Bind ``host:port`` once and let go, raising the OSError grpcio would hide."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -212,9 +241,11 @@ class GrpcioServerTransport:
         dispatch: Dispatch,
         *,
         options: Sequence[tuple[str, Any]] = SERVER_OPTIONS,
+        tls: TLS | None = None,
     ) -> None:
         self._handlers = {path: _handler(method, dispatch) for path, method in routes.items()}
         self._options = tuple(options)
+        self._credentials = None if tls is None else _server_credentials(tls)
         self._server: grpc.aio.Server | None = None
         self._guard: asyncio.Task[None] | None = None
 
@@ -226,7 +257,11 @@ class GrpcioServerTransport:
         server = grpc.aio.server(options=self._options)
         server.add_generic_rpc_handlers((_Routes(self._handlers),))
         try:
-            bound = server.add_insecure_port(format_address(host, port))
+            where = format_address(host, port)
+            if self._credentials is None:
+                bound = server.add_insecure_port(where)
+            else:
+                bound = server.add_secure_port(where, self._credentials)
         except RuntimeError as exc:  # grpcio's only word for "cannot bind"
             await server.stop(None)
             raise OSError(errno.EADDRNOTAVAIL, f"cannot listen: {exc}") from exc
@@ -260,8 +295,15 @@ class GrpcioServerTransport:
 class _Channel:
     """A ``grpc.aio`` channel and its multi-callables, one per method path."""
 
-    def __init__(self, address: str, options: Sequence[tuple[str, Any]]) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=options)
+    def __init__(
+        self, address: str, options: Sequence[tuple[str, Any]], credentials: Any = None
+    ) -> None:
+        self.channel = (
+            grpc.aio.insecure_channel(address, options=options)
+            if credentials is None
+            else grpc.aio.secure_channel(address, credentials, options=options)
+        )
+        self.plaintext = credentials is None
         self._callables: dict[str, Any] = {}
 
     def callable(self, method: AnyMethod) -> Any:
@@ -320,6 +362,7 @@ class _OutboundCall:
         "_lost",
         "_metadata",
         "_method",
+        "_plaintext",
         "_received",
         "_timeout",
         "_trailers",
@@ -334,6 +377,7 @@ class _OutboundCall:
         deadline: float | None,
     ) -> None:
         self._callable = channel.callable(method)
+        self._plaintext = channel.plaintext
         self._address = address
         self._method = method
         self._metadata = tuple(metadata) if metadata else None
@@ -377,7 +421,10 @@ class _OutboundCall:
                 )  # ours or the server's timer: one error
             if status is Status.UNAVAILABLE and not self._headers:
                 if _never_connected(exc.details()):
-                    return local.unreachable(self._method, self._address, exc.details())
+                    why = exc.details() or ""
+                    if self._plaintext and "socket closed" in why.lower():
+                        why += local.PLAINTEXT_HINT  # a TLS server hangs up on plaintext
+                    return local.unreachable(self._method, self._address, why)
                 if not _lost_connection(exc.details()):
                     return error  # the server's own bare status
                 # Lost after the request went out: the server may have handled it (and
@@ -539,8 +586,21 @@ class _OutboundCall:
 class GrpcioClientTransport:
     """One ``grpc.aio`` channel per node address, bound to the running event loop."""
 
-    def __init__(self, *, options: Sequence[tuple[str, Any]] = ()) -> None:
+    def __init__(self, *, options: Sequence[tuple[str, Any]] = (), tls: TLS | None = None) -> None:
         self._options = tuple(options)
+        self._files: Files | None = None
+        self._credentials: Any = None
+        if tls is not None:
+            if tls.insecure_skip_verify:
+                raise ConfigError(
+                    f"{tls.names['insecure_skip_verify']} is not available on the grpcio "
+                    "transport (grpcio cannot skip verifying the server): give "
+                    f"{tls.names['ca']} the server's CA, or use MICRO_TRANSPORT=grpclib"
+                )
+            self._files = tls.client_files()
+            self._credentials = self._channel_credentials(self._files)
+            if tls.server_name is not None:
+                self._options += (("grpc.ssl_target_name_override", tls.server_name),)
         self._channels: dict[str, _Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -553,8 +613,16 @@ class GrpcioClientTransport:
         channel = self._channels.get(address)
         if channel is None:
             parse_address(address)  # "host:port" or a clear error, before grpcio resolves it
-            channel = self._channels[address] = _Channel(address, self._options)
+            if self._files is not None and self._files.reload():  # rotated files
+                self._credentials = self._channel_credentials(self._files)
+            channel = self._channels[address] = _Channel(address, self._options, self._credentials)
         return channel
+
+    @staticmethod
+    def _channel_credentials(files: Files) -> Any:
+        return grpc.ssl_channel_credentials(
+            root_certificates=files.ca, private_key=files.key, certificate_chain=files.cert
+        )
 
     def open(
         self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
@@ -589,11 +657,13 @@ class GrpcioTransport:
         self._server_options = (("grpc.so_reuseport", int(reuse_port)), *server_options)
         self._channel_options = tuple(channel_options)
 
-    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> GrpcioServerTransport:
-        return GrpcioServerTransport(routes, dispatch, options=self._server_options)
+    def server(
+        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+    ) -> GrpcioServerTransport:
+        return GrpcioServerTransport(routes, dispatch, options=self._server_options, tls=tls)
 
-    def client(self) -> GrpcioClientTransport:
-        return GrpcioClientTransport(options=self._channel_options)
+    def client(self, *, tls: TLS | None = None) -> GrpcioClientTransport:
+        return GrpcioClientTransport(options=self._channel_options, tls=tls)
 
     def __repr__(self) -> str:
         return f"GrpcioTransport(reuse_port={self.reuse_port})"

@@ -1,4 +1,5 @@
-"""grpclib implementation of the transport boundary (HTTP/2, plain TCP)."""
+"""grpclib implementation of the transport boundary (HTTP/2 on TCP, or TLS with stdlib
+``ssl`` contexts, ALPN ``h2``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import time
 import weakref
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ from typing import Any
 import h2.exceptions
 from grpclib.client import Channel
 from grpclib.client import Stream as ClientStream
+from grpclib.config import Configuration
 from grpclib.const import Cardinality, Handler
 from grpclib.const import Status as GrpclibStatus
 from grpclib.encoding.base import CodecBase
@@ -30,6 +33,7 @@ from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
 from micro.status import Status
+from micro.tls import TLS, Files
 from micro.transport import _local as local
 from micro.transport.base import Dispatch
 
@@ -162,10 +166,13 @@ def _listen(host: str, port: int) -> socket.socket:
 class GrpclibServerTransport:
     """Serves ``routes`` (gRPC path -> Method) over grpclib, calling ``dispatch`` per RPC."""
 
-    def __init__(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> None:
+    def __init__(
+        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+    ) -> None:
         self._routes = dict(routes)
         self._dispatch = dispatch
         self._server: _Server | None = None
+        self._ssl = None if tls is None else tls.rotating_server_context()
 
     def __mapping__(self) -> dict[str, Handler]:
         return {
@@ -192,7 +199,7 @@ class GrpclibServerTransport:
         sock = _listen(host, port)
         try:
             server = _Server([self], codec=_Codec())
-            await server.start(sock=sock)
+            await server.start(sock=sock, ssl=self._ssl)
         except BaseException:
             sock.close()
             raise
@@ -234,10 +241,12 @@ class _OutboundCall:
         method: AnyMethod,
         metadata: Pairs,
         deadline: float | None,
+        plaintext: bool = True,
     ) -> None:
         self._address = address
         self._method = method
         self._deadline = deadline
+        self._plaintext = plaintext
         timeout = None if deadline is None else deadline - time.monotonic()
         self._stream: ClientStream[Any, Any] = channel.request(
             method.path,
@@ -288,7 +297,10 @@ class _OutboundCall:
                 return status_error
             # After a response message the server has handled the request: the call is
             # committed (never retried), and the message says so.
-            return local.connection_lost(self._method, self._address, self._received, exc)
+            why = str(exc)
+            if self._plaintext and not self._received:
+                why += local.PLAINTEXT_HINT  # a TLS server hangs up on plaintext
+            return local.connection_lost(self._method, self._address, self._received, why)
         if isinstance(exc, (OSError, h2.exceptions.StreamClosedError)):
             return local.unreachable(self._method, self._address, exc)
         if isinstance(exc, DecodeError):
@@ -413,10 +425,18 @@ class _OutboundCall:
 class GrpclibClientTransport:
     """One grpclib :class:`~grpclib.client.Channel` (one HTTP/2 connection) per address."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: TLS | None = None) -> None:
         self._channels: dict[str, Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._codec = _Codec()
+        self._tls = tls
+        self._files: Files | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._config: Configuration | None = None
+        if tls is not None:
+            self._files = tls.client_files()
+            self._ssl = tls.client_context()
+            self._config = Configuration(ssl_target_name_override=tls.server_name)
 
     def _channel(self, address: str) -> Channel:
         loop = asyncio.get_running_loop()
@@ -427,7 +447,9 @@ class GrpclibClientTransport:
         channel = self._channels.get(address)
         if channel is None:
             host, port = parse_address(address)
-            channel = Channel(host, port, codec=self._codec)
+            if self._tls is not None and self._files is not None and self._files.reload():
+                self._ssl = self._tls.client_context()  # rotated files
+            channel = Channel(host, port, codec=self._codec, ssl=self._ssl, config=self._config)
             self._channels[address] = channel
         return channel
 
@@ -442,22 +464,26 @@ class GrpclibClientTransport:
     def open(
         self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
     ) -> _OutboundCall:
-        return _OutboundCall(self._channel(address), address, method, metadata, deadline)
+        return _OutboundCall(
+            self._channel(address), address, method, metadata, deadline, self._ssl is None
+        )
 
     async def close(self) -> None:
         self._discard()
 
 
 class GrpclibTransport:
-    """gRPC over grpclib (pure Python HTTP/2 on plain TCP): ``MICRO_TRANSPORT=grpclib``."""
+    """gRPC over grpclib (pure Python HTTP/2 on TCP or TLS): ``MICRO_TRANSPORT=grpclib``."""
 
     name = "grpclib"
 
-    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> GrpclibServerTransport:
-        return GrpclibServerTransport(routes, dispatch)
+    def server(
+        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+    ) -> GrpclibServerTransport:
+        return GrpclibServerTransport(routes, dispatch, tls=tls)
 
-    def client(self) -> GrpclibClientTransport:
-        return GrpclibClientTransport()
+    def client(self, *, tls: TLS | None = None) -> GrpclibClientTransport:
+        return GrpclibClientTransport(tls=tls)
 
     def __repr__(self) -> str:
         return "GrpclibTransport()"
