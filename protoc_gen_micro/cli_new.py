@@ -77,7 +77,7 @@ def new(
     force: bool,
 ) -> None:
     """Create the NAME service: proto, generated code, handler, main.py, client, tests,
-    README, Makefile, Dockerfile."""
+    README, Makefile, Dockerfile, Kubernetes manifests."""
     target = directory if directory is not None else Path(name)
     try:
         names = project_names(name, module=module, namespace=namespace)

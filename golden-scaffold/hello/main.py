@@ -2,7 +2,9 @@
 
 It registers as "hello" in the registry named by MICRO_REGISTRY (default: a local
 SQLite file shared by the processes of this machine) and stops cleanly on Ctrl-C or
-SIGTERM. MICRO_SERVER_ADDRESS=host:port picks the address (default: 127.0.0.1, any port).
+SIGTERM. MICRO_SERVER_ADDRESS=host:port picks the address (default: 127.0.0.1, any port);
+MICRO_SERVER_ADVERTISE=host, the host it registers instead of the one it binds (in
+Kubernetes, the pod's IP: k8s/deployment.yaml).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from hello.handler import SERVICE, Hello
 
 def build() -> micro.Service:
     address = os.environ.get("MICRO_SERVER_ADDRESS", "127.0.0.1:0")
-    service = micro.Service(SERVICE, address=address)
+    advertise = os.environ.get("MICRO_SERVER_ADVERTISE") or None
+    service = micro.Service(SERVICE, address=address, advertise=advertise)
     register_hello_handler(service, Hello())
 
     @service.on_start

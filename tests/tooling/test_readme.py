@@ -10,7 +10,11 @@ restructure keeps these):
   ``python PATH`` in the background; its first stdout line must be ``serving ...``; it is
   stopped with SIGTERM at the end and must exit 0;
 * ``<!-- readme-test: python PATH [expect TEXT] -->``: written to PATH, run, must exit 0
-  (and print TEXT).
+  (and print TEXT);
+* ``<!-- readme-test: quickstart -->``: the ``sh`` block runs as a user runs it, in a copy of
+  this checkout with a fresh venv and ``HOME`` (its own test, below): a line ending in ``&``
+  runs in the background until it prints ``serving ...``, then the next line runs; the
+  background command gets SIGTERM at the end.
 
 Every Python file written is also type-checked with ``mypy`` under the README's own mypy
 configuration (the ``pyproject.toml`` block). Unmarked blocks are API shapes and
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tooling.helpers import BIN, ROOT, env
+from tests.tooling.helpers import BIN, ROOT, env, fresh_env
 
 README = ROOT / "README.md"
 MARK = re.compile(r"^<!-- readme-test: (?P<what>\w+)(?: (?P<arg>.*?))? -->$")
@@ -65,9 +70,9 @@ def marked_blocks(text: str) -> list[Block]:
 
 def test_the_marks_parse() -> None:
     blocks = marked_blocks(README.read_text())
-    assert {b.what for b in blocks} == {"write", "run", "serve", "python"}
+    assert {b.what for b in blocks} == {"write", "run", "serve", "python", "quickstart"}
     for block in blocks:
-        if block.what == "run":
+        if block.what in ("run", "quickstart"):
             assert block.language == "sh", block
         if block.what in ("serve", "python"):
             assert block.language == "python" and block.arg, block
@@ -176,3 +181,95 @@ def test_readme_blocks_run_in_a_fresh_directory(tmp_path: Path) -> None:
             assert code == 0, f"README.md:{block.line}: server exited {code}: {err}"
             assert "Traceback" not in err, err
     assert os.listdir(work)  # the blocks wrote the project
+
+
+BACKGROUND = re.compile(r"^(?P<command>[^#]*?)\s*&\s*(?:#.*)?$")
+
+# The background command's output goes through a FIFO: the script reads it up to the
+# "serving" line (a blocking read, no polling), and the rest when it stops the command.
+_START = """set -m
+{command} > "$QS_FIFO" 2>&1 &
+QS_SERVER=$!
+set +m
+exec 3< "$QS_FIFO"
+qs_serving=""
+while IFS= read -r qs_line <&3; do
+  printf '%s\\n' "$qs_line"
+  case $qs_line in "serving "*) qs_serving=1; break;; esac
+done
+[ -n "$qs_serving" ] || {{ echo "quickstart: '{command}' exited without serving" >&2; exit 1; }}
+"""
+_STOP = """qs_stop() {
+  qs_rc=$?
+  if [ -n "${QS_SERVER:-}" ]; then
+    kill -TERM -- "-$QS_SERVER" 2>/dev/null || true
+    qs_code=0
+    wait "$QS_SERVER" || qs_code=$?
+    cat <&3
+    echo "quickstart: background command stopped ($qs_code)"
+  fi
+  exit "$qs_rc"
+}
+trap qs_stop EXIT
+"""
+
+
+def quickstart_script(block: Block) -> str:
+    lines = [_STOP]
+    for line in block.text.splitlines():
+        background = BACKGROUND.match(line)
+        if background:
+            lines.append(_START.format(command=background["command"]))
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _copy_checkout(to: Path) -> None:
+    """This checkout as a clone has it: tracked files and new ones, none that git ignores."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (to / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, to / name)
+
+
+def test_the_quickstart_runs_as_written(tmp_path: Path) -> None:
+    (block,) = [b for b in marked_blocks(README.read_text()) if b.what == "quickstart"]
+    assert len(block.text.splitlines()) <= 10, "the quickstart is at most 10 lines"
+    clone, home = tmp_path / "micro", tmp_path / "home"
+    clone.mkdir()
+    home.mkdir()
+    _copy_checkout(clone)
+    script = tmp_path / "quickstart.sh"
+    script.write_text(quickstart_script(block))
+    fifo = tmp_path / "server.fifo"
+    os.mkfifo(fifo)
+    environ = fresh_env(tmp_path)
+    del environ["PIP_NO_CACHE_DIR"]  # the copy's path is new each run: no stale wheel
+    environ.update(HOME=str(home), QS_FIFO=str(fifo), PYTHONUNBUFFERED="1")
+    result = subprocess.run(
+        ["bash", "-e", str(script)],
+        cwd=clone,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    where = f"README.md:{block.line} (quickstart)"
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{where}:\n{output}"
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("serving greeter on 127.0.0.1:") for line in lines), output
+    assert "Hello world" in lines and "2: Hello world" in lines, output
+    assert "Traceback" not in output, output
+    assert "quickstart: background command stopped" in result.stdout, output

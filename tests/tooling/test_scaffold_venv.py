@@ -16,33 +16,9 @@ from pathlib import Path
 import pytest
 
 from protoc_gen_micro.trees import compare_trees
-from tests.tooling.helpers import GOLDEN_HELLO, ROOT, micro_new
+from tests.tooling.helpers import GOLDEN_HELLO, ROOT, fresh_env, micro_new
 
 START_TIMEOUT = 60.0
-
-
-def fresh_env(tmp_path: Path) -> dict[str, str]:
-    """No venv activated, and the test's own venv off PATH: only what the README sets up."""
-    path = os.pathsep.join(
-        p for p in os.environ.get("PATH", "").split(os.pathsep) if not p.startswith(sys_prefix())
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env.update(
-        PATH=path,
-        MICRO_REGISTRY="local",
-        MICRO_REGISTRY_PATH=str(tmp_path / "registry.db"),
-        # pip caches the wheel it builds from a checkout (`protoc-gen-micro @ file://...`)
-        # by URL, and would install that stale wheel after a template change at the same
-        # version
-        PIP_NO_CACHE_DIR="1",
-    )
-    return env
-
-
-def sys_prefix() -> str:
-    import sys
-
-    return sys.prefix
 
 
 def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
