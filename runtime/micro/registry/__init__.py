@@ -76,9 +76,14 @@ def _local(environ: Mapping[str, str]) -> Registry:
 
 
 def _nats(environ: Mapping[str, str]) -> Registry:
-    from micro.registry.nats import NatsRegistry
+    from micro._nats import NatsOptions
+    from micro.registry.nats import NatsRegistry, signing_key_from_env
 
-    return NatsRegistry(environ.get("MICRO_REGISTRY_ADDRESS") or None)
+    return NatsRegistry(
+        environ.get("MICRO_REGISTRY_ADDRESS") or None,
+        options=NatsOptions.from_env(environ),
+        signing_key=signing_key_from_env(environ) or b"",
+    )
 
 
 _BACKENDS: Backends[Registry] = Backends(
