@@ -13,6 +13,7 @@ through :func:`redact_url`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -257,15 +258,21 @@ class LoopConnection:
             ) from None
 
         errors: list[Exception] = []
+        # A refused credential or a failed TLS handshake will not heal by retrying:
+        # the first connect gives up on it at once instead of at connect_timeout.
+        fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def on_error(exc: Exception) -> None:
             if permission_denied(exc):
                 self.last_permission_error = text = str(exc).strip().strip("'")
                 for subject, waiter in self._denied_waiters:
-                    if subject in text and not waiter.done():
+                    # nats-py lower-cases the server's message, subject included
+                    if subject.lower() in text.lower() and not waiter.done():
                         waiter.set_result(text)
             errors.append(exc)
             del errors[:-5]
+            if not fatal.done() and (_auth_failure(exc) or isinstance(exc, ssl.SSLError)):
+                fatal.set_result(None)
             log.debug("%s: nats: %s", self.name, exc)
 
         async def on_disconnect() -> None:
@@ -283,8 +290,8 @@ class LoopConnection:
 
         extra = self.options.connect_kwargs(self.url)
         nc = Client()
-        try:
-            await asyncio.wait_for(
+        connecting = asyncio.ensure_future(
+            asyncio.wait_for(
                 nc.connect(
                     servers=[u.strip() for u in self.url.split(",")],
                     name=self.name,
@@ -299,6 +306,16 @@ class LoopConnection:
                 ),
                 timeout=self.connect_timeout,
             )
+        )
+        try:
+            pending: list[asyncio.Future[Any]] = [connecting, fatal]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                raise errors[-1]
+            connecting.result()
         except Exception as exc:
             try:
                 await nc.close()
@@ -318,7 +335,13 @@ class LoopConnection:
         for error in seen:
             if isinstance(error, ssl.SSLError) or "certificate" in str(error).lower():
                 detail = getattr(error, "verify_message", "") or str(error)
-                return NatsAuthError(f"NATS at {self.shown}: TLS handshake failed: {detail}")
+                if "alert" in detail.lower() and not self.options.tls_cert:
+                    hint = "; the server may require a client certificate: MICRO_NATS_TLS_CERT/KEY"
+                elif "issuer" in detail.lower() or "self-signed" in detail.lower():
+                    hint = "; set MICRO_NATS_TLS_CA to the CA that signed the server's certificate"
+                else:
+                    hint = ""
+                return NatsAuthError(f"NATS at {self.shown}: TLS handshake failed: {detail}{hint}")
         for error in seen:
             if "tls" in str(error).lower() and "required" in str(error).lower():
                 return NatsAuthError(
