@@ -23,7 +23,7 @@ from micro.broker import BrokerError, Message
 from micro.broker.nats import NatsBroker
 from micro.registry import Node, NotFound, RegistryError, ServiceRecord, from_env
 from micro.registry.nats import DEFAULT_BUCKET, NatsRegistry, node_key
-from tests.nats.server import NatsServer
+from tests.nats.server import NatsServer, free_port
 from tests.runtime.procs import nodes
 from tests.waiting import eventually
 
@@ -287,3 +287,16 @@ async def test_far_future_lease_does_not_pin_a_dead_node(nats_url: str) -> None:
     async with NatsRegistry(nats_url, signing_key=b"", max_lease=1.0, default_ttl=1.0) as late:
         with pytest.raises(NotFound):
             await late.get_service(name)
+
+
+async def test_no_secret_in_a_callers_error_or_the_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"nats://ops:{SECRET}@127.0.0.1:{free_port()}"  # nothing listens there
+    with caplog.at_level(logging.DEBUG):
+        registry = NatsRegistry(url, connect_timeout=1)
+        async with micro.Client(registry=registry) as client:
+            with pytest.raises(micro.Error) as info:
+                await StreamerClient("anything", client=client).echo(EchoRequest(text="x"))
+    assert "registry unavailable" in str(info.value) and "ops:***@" in str(info.value)
+    assert SECRET not in str(info.value) and SECRET not in caplog.text
