@@ -30,7 +30,7 @@ from micro.registry._types import (
     ServiceRecord,
     Watcher,
 )
-from micro.registry.local import LocalRegistry, RegistryBusy, default_path
+from micro.registry.local import LocalRegistry, RegistryBusy, RegistryCorrupt, default_path
 from micro.registry.memory import MemoryRegistry
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Registry",
     "RegistryBusy",
     "RegistryClosed",
+    "RegistryCorrupt",
     "RegistryError",
     "RegistryFactory",
     "ServiceRecord",
