@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import nkeys  # type: ignore[import-untyped]
 import pytest
 import trustme
 
@@ -300,3 +302,30 @@ async def test_no_secret_in_a_callers_error_or_the_logs(
                 await StreamerClient("anything", client=client).echo(EchoRequest(text="x"))
     assert "registry unavailable" in str(info.value) and "ops:***@" in str(info.value)
     assert SECRET not in str(info.value) and SECRET not in caplog.text
+
+
+async def test_nkey_seed_from_the_environment(tmp_path: Path) -> None:
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    config = f"authorization {{ users = [ {{ nkey: {public} }} ] }}"
+    server = NatsServer(tmp_path / "store", config=config)
+    server.start()
+    try:
+        seed_file = tmp_path / "user.nk"
+        seed_file.write_bytes(seed)
+        env = {"MICRO_REGISTRY_ADDRESS": server.url, "MICRO_NATS_NKEY": str(seed_file)}
+        registry = from_env({"MICRO_REGISTRY": "nats", **env})
+        name = unique("nkey")
+        await registry.register(record(name))
+        assert len(await registry.get_service(name)) == 1
+        await registry.close()
+        with pytest.raises(RegistryError, match="authorization failed"):
+            await NatsRegistry(server.url, options=NatsOptions(), connect_timeout=5).list_services()
+        other = tmp_path / "other.nk"
+        other.write_bytes(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
+        wrong = NatsRegistry(server.url, options=NatsOptions(nkey=str(other)), connect_timeout=5)
+        with pytest.raises(RegistryError, match="authorization failed") as info:
+            await wrong.list_services()
+        assert seed.decode() not in str(info.value)
+    finally:
+        server.kill()
