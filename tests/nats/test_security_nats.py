@@ -25,6 +25,7 @@ from micro.broker import BrokerError, Message
 from micro.broker.nats import NatsBroker
 from micro.registry import Node, NotFound, RegistryError, ServiceRecord, from_env
 from micro.registry.nats import DEFAULT_BUCKET, NatsRegistry, node_key
+from tests.cluster import ROOT
 from tests.nats.server import NatsServer, free_port
 from tests.runtime.procs import nodes
 from tests.waiting import eventually
@@ -41,28 +42,15 @@ def record(name: str, node: str = "n1", port: int = 1) -> ServiceRecord:
     return ServiceRecord(name, "1.0", (Node(node, f"127.0.0.1:{port}"),))
 
 
-# Services may write the registry bucket; clients may only read it (docs/security.md).
-PERMISSIONS = """
-authorization {
-  users = [
-    {user: service, password: "%(secret)s", permissions: {
-      publish: {allow: ["$KV.micro_registry.>", "$JS.API.>", "_INBOX.>"]},
-      subscribe: {allow: ["_INBOX.>"]}}},
-    {user: client, password: "%(secret)s", permissions: {
-      publish: {allow: [
-        "$JS.API.INFO",
-        "$JS.API.STREAM.INFO.KV_micro_registry",
-        "$JS.API.CONSUMER.CREATE.KV_micro_registry",
-        "$JS.API.CONSUMER.CREATE.KV_micro_registry.>",
-        "$JS.API.CONSUMER.DELETE.KV_micro_registry.>",
-        "$JS.API.CONSUMER.INFO.KV_micro_registry.>",
-        "$JS.API.DIRECT.GET.KV_micro_registry.>",
-        "$JS.FC.KV_micro_registry.>",
-        "_INBOX.>"]},
-      subscribe: {allow: ["_INBOX.>"]}}},
-  ]
-}
-""".replace("%(secret)s", SECRET)
+def documented_permissions() -> str:
+    """The permission setup docs/security.md shows, with this test's passwords."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    block = text.split("<!-- nats-permissions -->", 1)[1].split("```", 2)[1]
+    return block.replace("SERVICE_PASSWORD", SECRET).replace("CLIENT_PASSWORD", SECRET)
+
+
+# Services may write the registry bucket; clients may only read it.
+PERMISSIONS = documented_permissions()
 
 
 @pytest.fixture

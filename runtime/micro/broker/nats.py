@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
 
-__all__ = ["NatsBroker", "consumer_name", "stream_name"]
+__all__ = ["NatsBroker", "NatsOptions", "consumer_name", "stream_name"]
 
 log = logging.getLogger("micro.broker")
 

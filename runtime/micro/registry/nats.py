@@ -70,6 +70,7 @@ __all__ = [
     "DEFAULT_BUCKET",
     "DEFAULT_MAX_LEASE",
     "DEFAULT_TTL",
+    "NatsOptions",
     "NatsRegistry",
     "signing_key_from_env",
 ]
