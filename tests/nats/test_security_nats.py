@@ -317,3 +317,22 @@ async def test_nkey_seed_from_the_environment(tmp_path: Path) -> None:
         assert seed.decode() not in str(info.value)
     finally:
         server.kill()
+
+
+async def test_user_and_password_from_the_environment(guarded: NatsServer) -> None:
+    env = {
+        "MICRO_REGISTRY": "nats",
+        "MICRO_REGISTRY_ADDRESS": guarded.url,
+        "MICRO_NATS_USER": "service",
+        "MICRO_NATS_PASSWORD": SECRET,
+    }
+    registry = from_env(env)
+    name = unique("userpass")
+    await registry.register(record(name))
+    assert len(await registry.get_service(name)) == 1
+    await registry.close()
+    bad = from_env({**env, "MICRO_NATS_PASSWORD": "wrong-" + SECRET})
+    with pytest.raises(RegistryError, match="authorization failed") as info:
+        await bad.list_services()
+    assert SECRET not in str(info.value)
+    await bad.close()
