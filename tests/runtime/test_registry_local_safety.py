@@ -155,7 +155,11 @@ async def back(reader: LocalRegistry) -> None:
     async def both() -> bool:
         return await ids(reader) == {"p1", "p2"}
 
-    await eventually(both, timeout=10, what="both processes registered again")
+    # Until they have, a lookup is a RegistryError ("not re-registered yet", so clients
+    # keep the nodes they knew), not NotFound.
+    await eventually(
+        both, timeout=10, what="both processes registered again", retry_on=(RegistryError,)
+    )
 
 
 async def test_deleted_database_is_recreated_and_services_reregister(

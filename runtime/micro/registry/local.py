@@ -304,6 +304,9 @@ class LocalRegistry(AsyncClosing):
         #: (st_dev, st_ino) of the database file the schema was checked on
         self._identity: tuple[int, int] | None = None
         self._read_only = False
+        #: time.monotonic() when this process found the database deleted, replaced or
+        #: corrupted and started over (0: never)
+        self._healed_at = 0.0
         self._closed = False
         self._watchers: set[_PollWatcher] = set()
 
@@ -445,6 +448,7 @@ class LocalRegistry(AsyncClosing):
             except OSError:
                 return False
             self._initialized = False
+            self._healed_at = time.monotonic()
             log.warning(
                 "%s; moved it to %s and started a new one (running services re-register "
                 "on their next heartbeat)",
@@ -523,6 +527,7 @@ class LocalRegistry(AsyncClosing):
                     "recreating" if identity is None else "reopening",
                 )
                 self._initialized = False
+                self._healed_at = time.monotonic()
             self._prepare_dir()
             if self._check_file() is None:
                 self._create_file()
@@ -714,9 +719,24 @@ class LocalRegistry(AsyncClosing):
 
         await self._call(do, write=True)
 
+    @property
+    def heal_grace(self) -> float:
+        """How long after starting a database over a missing service is "not yet
+        re-registered" rather than "not found": two heartbeats of the default TTL."""
+        return 2 * self.default_ttl / 3
+
     async def get_service(self, name: str) -> list[ServiceRecord]:
         snapshot = await self._call(lambda conn: self._read_and_purge(conn, name))
         if not snapshot:
+            since = time.monotonic() - self._healed_at
+            if self._healed_at and since < self.heal_grace:
+                # A RegistryError, not NotFound: clients keep the nodes they knew until
+                # the services' next heartbeat re-registers them.
+                raise RegistryError(
+                    f"registry database {str(self.path)!r} was started over {since:.1f}s "
+                    f"ago; {name!r} has not re-registered yet (services do on their next "
+                    "heartbeat)"
+                )
             raise NotFound(name)
         return list(snapshot.values())
 
