@@ -26,9 +26,10 @@ from micro.broker.nats import NatsBroker
 from micro.registry import Node, NotFound, RegistryError, ServiceRecord, from_env
 from micro.registry.nats import DEFAULT_BUCKET, NatsRegistry, node_key
 from tests.cluster import ROOT
+from tests.gateway.procs import Procs
 from tests.nats.server import NatsServer, free_port
 from tests.runtime.procs import nodes
-from tests.waiting import eventually
+from tests.waiting import eventually, eventually_sync
 
 SECRET = "s3cr3t-pa55word-never-shown"
 KEY = "deployment-key-0123456789abcdef"
@@ -336,3 +337,40 @@ async def test_user_and_password_from_the_environment(guarded: NatsServer) -> No
         await bad.list_services()
     assert SECRET not in str(info.value)
     await bad.close()
+
+
+def test_gateway_503_body_and_log_carry_no_password(tmp_path: Path) -> None:
+    """The attack at the top of issue 13: the gateway answered 503 with the registry URL,
+    password included. Routes are learnt, then NATS goes away before the first call."""
+    server = NatsServer(
+        tmp_path / "store", config=f'authorization {{ user: ops, password: "{SECRET}" }}'
+    )
+    server.start()
+    url = with_user(server.url, "ops")
+
+    class NatsProcs(Procs):
+        @property
+        def env(self) -> dict[str, str]:
+            return {**super().env, "MICRO_REGISTRY": "nats", "MICRO_REGISTRY_ADDRESS": url}
+
+    procs = NatsProcs(tmp_path / "unused.db")
+    try:
+        procs.service("library", "a")
+        gateway = procs.gateway()
+        with gateway.client() as http:
+
+            def routes() -> bool:
+                body = http.get("/v1/shelves/1/book").json()  # a 404 lists the routes
+                return any("Library.GetBook" in r for r in body.get("routes", []))
+
+            eventually_sync(routes, timeout=20, what="the gateway's routes")
+            server.kill()
+            response = http.get("/v1/shelves/1/books/2")
+        assert response.status_code == 503, response.text
+        assert "registry unavailable" in response.text and "ops:***@" in response.text
+        assert SECRET not in response.text
+        gateway.proc.terminate()
+        assert SECRET not in gateway.proc.log
+    finally:
+        procs.stop_all()
+        server.kill()
