@@ -27,6 +27,7 @@ from micro.registry import Node, NotFound, RegistryError, ServiceRecord, from_en
 from micro.registry.nats import DEFAULT_BUCKET, NatsRegistry, node_key
 from tests.cluster import ROOT
 from tests.gateway.procs import Procs
+from tests.nats.jwt_auth import operator_setup
 from tests.nats.server import NatsServer, free_port
 from tests.runtime.procs import nodes
 from tests.waiting import eventually, eventually_sync
@@ -373,4 +374,26 @@ def test_gateway_503_body_and_log_carry_no_password(tmp_path: Path) -> None:
         assert SECRET not in gateway.proc.log
     finally:
         procs.stop_all()
+        server.kill()
+
+
+async def test_creds_file_from_the_environment(tmp_path: Path) -> None:
+    config, good, stranger = operator_setup(tmp_path)
+    server = NatsServer(tmp_path / "store", config=config)
+    server.start()
+    try:
+        env = {"MICRO_REGISTRY_ADDRESS": server.url, "MICRO_NATS_CREDS": str(good)}
+        registry = from_env({"MICRO_REGISTRY": "nats", **env})
+        name = unique("creds")
+        await registry.register(record(name))
+        assert len(await registry.get_service(name)) == 1
+        await registry.close()
+        options = NatsOptions(creds=str(stranger))
+        with pytest.raises(RegistryError, match="authorization failed") as info:
+            await NatsRegistry(server.url, options=options, connect_timeout=5).list_services()
+        assert "SUA" not in str(info.value)  # no seed
+        with pytest.raises(RegistryError, match="does not exist"):
+            missing = NatsOptions(creds=str(tmp_path / "nope.creds"))
+            await NatsRegistry(server.url, options=missing).list_services()
+    finally:
         server.kill()
