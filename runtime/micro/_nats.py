@@ -65,7 +65,9 @@ def redact_url(url: str) -> str:
 def _redact_one(url: str) -> str:
     if "@" not in url:
         return url
-    scheme, sep, rest = url.rpartition("://")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
     userinfo, _, host = rest.rpartition("@")  # the last '@': passwords may contain '@'
     user, colon, _secret = userinfo.partition(":")
     shown = f"{urllib.parse.unquote(user)}:***" if colon else "***"
@@ -79,10 +81,11 @@ def permission_denied(exc: BaseException | str) -> bool:
 
 def _auth_failure(exc: BaseException | str) -> bool:
     text = str(exc).lower()
-    return any(
-        marker in text
-        for marker in ("authorization violation", "authentication", "user authentication")
-    ) or type(exc).__name__ in ("AuthorizationError",)
+    return (
+        "authorization violation" in text
+        or "authentication" in text
+        or type(exc).__name__ == "AuthorizationError"
+    )
 
 
 def _read_secret(path: str, what: str) -> str:

@@ -136,6 +136,8 @@ def test_redact_url() -> None:
     assert redact_url("nats://tok@h:1,nats://h2:2") == "nats://***@h:1,nats://h2:2"
     assert redact_url("tls://a:b@c@h") == "tls://a:***@h"
     assert redact_url("nats://h:4222") == "nats://h:4222"
+    assert redact_url("nats://u:a://b@h") == "nats://u:***@h"
+    assert redact_url("u:secret@h:4222") == "u:***@h:4222"
 
 
 # -- TLS ------------------------------------------------------------------------------
