@@ -97,15 +97,23 @@ async def test_path_from_env_and_directory_path(tmp_path: Path) -> None:
     assert (tmp_path / "deep" / "er" / "r.db").exists()
 
 
-async def test_corrupted_database_gives_clear_error(tmp_path: Path) -> None:
+async def test_corrupted_database_is_moved_aside_and_recreated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It used to be a clear error on every call; it only holds leases, so now it heals
+    # (tests/runtime/test_registry_local_safety.py covers it with running processes).
     path = tmp_path / "registry.db"
-    path.write_bytes(b"this is not a sqlite database at all" * 100)
+    garbage = b"this is not a sqlite database at all" * 100
+    path.write_bytes(garbage)
+    path.chmod(0o600)
     reg = LocalRegistry(path)
-    with pytest.raises(RegistryError, match=r"corrupted or is not a SQLite database") as info:
+    with caplog.at_level(logging.WARNING, logger="micro.registry"):
         await reg.register(rec("a"))
-    assert str(path) in str(info.value) and "MICRO_REGISTRY_PATH" in str(info.value)
-    with pytest.raises(RegistryError, match="corrupted"):
-        await reg.get_service("greeter")
+        assert await node_ids(reg) == {"a"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "corrupted or is not a SQLite database" in warnings[0] and str(path) in warnings[0]
+    assert (tmp_path / "registry.db.corrupt").read_bytes() == garbage
 
 
 async def test_unusable_path_gives_clear_error(tmp_path: Path) -> None:

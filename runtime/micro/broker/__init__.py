@@ -85,10 +85,12 @@ def _seconds(environ: Mapping[str, str], key: str, default: float) -> float:
 
 
 def _nats(environ: Mapping[str, str]) -> Broker:
+    from micro._nats import NatsOptions
     from micro.broker.nats import NatsBroker
 
     return NatsBroker(
         environ.get("MICRO_BROKER_ADDRESS") or None,
+        options=NatsOptions.from_env(environ),
         # durable (JetStream) delivery: how long an unacknowledged message waits before
         # it is delivered again, and how long after a nack
         ack_wait=_seconds(environ, "MICRO_BROKER_ACK_WAIT", 30.0),

@@ -26,7 +26,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from micro._nats import LoopConnection, NatsUnavailable
+from micro._nats import LoopConnection, NatsOptions, NatsUnavailable
 from micro._tasks import stop_if_cancelled
 from micro.broker._types import (
     BrokerError,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
 
-__all__ = ["NatsBroker", "consumer_name", "stream_name"]
+__all__ = ["NatsBroker", "NatsOptions", "consumer_name", "stream_name"]
 
 log = logging.getLogger("micro.broker")
 
@@ -153,7 +153,9 @@ class _DurableSubscription:
 
 class NatsBroker:
     """:class:`~micro.broker.Broker` on NATS. ``address``: NATS URL(s), comma separated
-    (default ``nats://127.0.0.1:4222``, or ``MICRO_BROKER_ADDRESS``)."""
+    (default ``nats://127.0.0.1:4222``, or ``MICRO_BROKER_ADDRESS``); ``options``: TLS
+    and credentials (default: :meth:`NatsOptions.from_env`, the ``MICRO_NATS_*``
+    variables)."""
 
     def __init__(
         self,
@@ -164,8 +166,11 @@ class NatsBroker:
         nack_delay: float = 1.0,
         publish_timeout: float = 5.0,
         connect_timeout: float = 3.0,
+        options: NatsOptions | None = None,
     ) -> None:
-        self._conn = LoopConnection(address, name="micro.broker", connect_timeout=connect_timeout)
+        self._conn = LoopConnection(
+            address, name="micro.broker", connect_timeout=connect_timeout, options=options
+        )
         self.stream_max_age = stream_max_age
         self.ack_wait = ack_wait
         self.nack_delay = nack_delay
@@ -176,7 +181,8 @@ class NatsBroker:
 
     @property
     def address(self) -> str:
-        return self._conn.url
+        """The URL(s), with any password or token shown as ``***``."""
+        return self._conn.shown
 
     async def _nc(self) -> NatsClient:
         loop = asyncio.get_running_loop()

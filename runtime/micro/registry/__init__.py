@@ -30,7 +30,7 @@ from micro.registry._types import (
     ServiceRecord,
     Watcher,
 )
-from micro.registry.local import LocalRegistry, RegistryBusy, default_path
+from micro.registry.local import LocalRegistry, RegistryBusy, RegistryCorrupt, default_path
 from micro.registry.memory import MemoryRegistry
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Registry",
     "RegistryBusy",
     "RegistryClosed",
+    "RegistryCorrupt",
     "RegistryError",
     "RegistryFactory",
     "ServiceRecord",
@@ -76,9 +77,14 @@ def _local(environ: Mapping[str, str]) -> Registry:
 
 
 def _nats(environ: Mapping[str, str]) -> Registry:
-    from micro.registry.nats import NatsRegistry
+    from micro._nats import NatsOptions
+    from micro.registry.nats import NatsRegistry, signing_key_from_env
 
-    return NatsRegistry(environ.get("MICRO_REGISTRY_ADDRESS") or None)
+    return NatsRegistry(
+        environ.get("MICRO_REGISTRY_ADDRESS") or None,
+        options=NatsOptions.from_env(environ),
+        signing_key=signing_key_from_env(environ) or b"",
+    )
 
 
 _BACKENDS: Backends[Registry] = Backends(

@@ -23,6 +23,18 @@ heartbeating and its nodes drop out of every lookup once the lease passes: reads
 The wall clock is used (not a monotonic clock) because deadlines are compared across
 processes.
 
+Safety: the directory and the file are checked with ``lstat`` (never following a
+symbolic link) before use. The default directory must be owned by this user, mode 0700,
+and not a link; the file (created 0600) must be a regular file owned by this user and not
+writable by group or others. Anything else is refused with an error that says what to
+fix (or to set ``MICRO_REGISTRY_PATH``).
+
+Healing: the file's identity is checked on every operation. A database deleted or
+replaced while processes run is recreated (or reopened) by the next operation, so running
+services re-register on their next heartbeat; a corrupted one is moved aside to
+``registry.db.corrupt`` and recreated, with one warning. A file without write permission
+is opened read-only: lookups and watches work, ``register`` is one clear error.
+
 A service version's endpoints and metadata are taken from its most recently registered
 node row. ``watch`` polls (default every 0.25 s) and diffs snapshots, so it also reports
 expiries (DELETE, or UPDATE if other nodes of the version remain); a poll reads the rows
@@ -39,6 +51,7 @@ import logging
 import math
 import os
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -69,6 +82,7 @@ __all__ = [
     "DEFAULT_TTL",
     "LocalRegistry",
     "RegistryBusy",
+    "RegistryCorrupt",
     "default_path",
 ]
 
@@ -104,6 +118,13 @@ _Row = tuple[str, str, Node, tuple[Endpoint, ...], Mapping[str, str], float]
 
 class RegistryBusy(RegistryError):
     """The database stayed locked by other writers for longer than the busy timeout."""
+
+
+class RegistryCorrupt(RegistryError):
+    """The database file is not a (readable) SQLite database."""
+
+
+_POSIX = hasattr(os, "getuid") and hasattr(os, "lstat")
 
 
 def _uid() -> str:
@@ -208,7 +229,15 @@ class _PollWatcher(Watcher):
             self._next_expiry = registry._next_expiry(conn, self.service)
         except sqlite3.Error as exc:
             self._close()
-            raise registry._error(exc) from exc
+            error = registry._error(exc)
+            if isinstance(error, RegistryCorrupt) and registry._quarantine(error):
+                return None  # recreated: the next poll reads the new database
+            raise error from exc
+        except RegistryCorrupt as exc:
+            self._close()
+            if registry._quarantine(exc):
+                return None
+            raise
         self._read_at = now
         return snapshot
 
@@ -272,6 +301,12 @@ class LocalRegistry(AsyncClosing):
         self.busy_timeout = float(busy_timeout)
         self._init_lock = threading.Lock()
         self._initialized = False
+        #: (st_dev, st_ino) of the database file the schema was checked on
+        self._identity: tuple[int, int] | None = None
+        self._read_only = False
+        #: time.monotonic() when this process found the database deleted, replaced or
+        #: corrupted and started over (0: never)
+        self._healed_at = 0.0
         self._closed = False
         self._watchers: set[_PollWatcher] = set()
 
@@ -291,7 +326,7 @@ class LocalRegistry(AsyncClosing):
                 f"{self.busy_timeout:g}s ({msg})"
             )
         if "not a database" in low or "malformed" in low or "corrupt" in low:
-            return RegistryError(
+            return RegistryCorrupt(
                 f"{where} is corrupted or is not a SQLite database ({msg}); "
                 f"delete it (it only holds leases that services re-create) or {hint}"
             )
@@ -308,20 +343,131 @@ class LocalRegistry(AsyncClosing):
         directory = self.path.parent
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            st = directory.stat()
+            st = os.lstat(directory)
         except OSError as exc:
             raise self._error(exc) from exc
-        if self._is_default_path and hasattr(os, "getuid"):
-            # The default lives in a shared temp dir: refuse one planted by another user.
+        if not self._is_default_path or not _POSIX:
+            return  # a path of the user's choosing: its directory is theirs to secure
+        # The default lives in a shared temp dir, where another user can plant a directory
+        # (or a link to one of theirs) before we create ours: refuse anything unexpected.
+        where = f"registry directory {str(directory)!r}"
+        workaround = "or set MICRO_REGISTRY_PATH to a file in a directory of your own"
+        if stat.S_ISLNK(st.st_mode):
+            raise RegistryError(
+                f"{where} is a symbolic link (to {os.readlink(directory)!r}), which another "
+                f"user may have planted; remove it (rm {str(directory)!r}) {workaround}"
+            )
+        if not stat.S_ISDIR(st.st_mode):
+            raise RegistryError(f"{where} is not a directory; remove it {workaround}")
+        if st.st_uid != os.getuid():
+            raise RegistryError(
+                f"{where} is owned by uid {st.st_uid}, not by this user ({os.getuid()}); "
+                f"remove it (as its owner or root) {workaround}"
+            )
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise RegistryError(
+                f"{where} has mode {stat.S_IMODE(st.st_mode):04o}, open to other users; "
+                f"make it private (chmod 700 {str(directory)!r}) {workaround}"
+            )
+
+    def _check_file(self) -> tuple[int, int] | None:
+        """lstat the database file: ``(st_dev, st_ino)``, or ``None`` if it is missing.
+        Refuses a link, a non-file, another user's file or one others may write; notes
+        whether it is read-only for us."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._error(exc) from exc
+        where = f"registry database {str(self.path)!r}"
+        hint = "or set MICRO_REGISTRY_PATH to use another file"
+        if stat.S_ISLNK(st.st_mode):
+            raise RegistryError(
+                f"{where} is a symbolic link (to {os.readlink(self.path)!r}); "
+                f"remove it (it only holds leases that services re-create) {hint}"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise RegistryError(f"{where} is not a regular file; remove it {hint}")
+        if _POSIX:
             if st.st_uid != os.getuid():
                 raise RegistryError(
-                    f"registry directory {str(directory)!r} is owned by uid {st.st_uid}, "
-                    f"not by this user ({os.getuid()}); remove it or set MICRO_REGISTRY_PATH"
+                    f"{where} is owned by uid {st.st_uid}, not by this user ({os.getuid()}); "
+                    f"remove it {hint}"
                 )
+            if stat.S_IMODE(st.st_mode) & 0o022:
+                raise RegistryError(
+                    f"{where} has mode {stat.S_IMODE(st.st_mode):04o}: other users may "
+                    f"write it; chmod 600 {str(self.path)!r} {hint}"
+                )
+            self._read_only = not (st.st_mode & stat.S_IWUSR)
+        else:
+            self._read_only = not os.access(self.path, os.W_OK)
+        return (st.st_dev, st.st_ino)
+
+    def _create_file(self) -> None:
+        """Create the database file private (0600), never through a link."""
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            os.close(os.open(self.path, flags, 0o600))
+        except FileExistsError:
+            pass  # another process was first: _check_file judges it
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def _quarantine(self, error: RegistryError) -> bool:
+        """Move a corrupted database aside (``<name>.corrupt``) so the next operation
+        creates a new one; False if it cannot (read-only, or another user's)."""
+        with self._init_lock:
+            try:
+                identity = self._check_file()
+            except RegistryError:
+                return False
+            if identity is None:
+                self._initialized = False  # already moved (another process): recreate
+                return True
+            if self._read_only:
+                return False
+            try:  # still corrupt? another process may have recreated it meanwhile
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout)
+                try:
+                    conn.execute("PRAGMA user_version").fetchone()
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                finally:
+                    conn.close()
+                self._initialized = False
+                return True
+            except sqlite3.DatabaseError:
+                pass
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            try:
+                os.replace(self.path, aside)
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
+            except OSError:
+                return False
+            self._initialized = False
+            self._healed_at = time.monotonic()
+            log.warning(
+                "%s; moved it to %s and started a new one (running services re-register "
+                "on their next heartbeat)",
+                str(error).split(";")[0],
+                aside,
+            )
+            return True
 
     def _open(self, busy_timeout: float | None = None) -> sqlite3.Connection:
         timeout = self.busy_timeout if busy_timeout is None else busy_timeout
         # isolation_level=None: autocommit; transactions are explicit BEGIN IMMEDIATE.
+        if self._read_only:
+            return sqlite3.connect(
+                self.path.absolute().as_uri() + "?mode=ro",
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         return sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
@@ -365,18 +511,36 @@ class LocalRegistry(AsyncClosing):
 
     def _ensure_schema(self) -> None:
         if self._initialized:
-            return
+            identity = self._check_file()  # one lstat per operation: deleted? replaced?
+            if identity is not None and identity == self._identity:
+                return
         with self._init_lock:
             if self._initialized:
-                return
+                identity = self._check_file()
+                if identity is not None and identity == self._identity:
+                    return
+                log.warning(
+                    "registry database %s was %s while in use; %s it (running services "
+                    "re-register on their next heartbeat)",
+                    self.path,
+                    "deleted" if identity is None else "replaced",
+                    "recreating" if identity is None else "reopening",
+                )
+                self._initialized = False
+                self._healed_at = time.monotonic()
             self._prepare_dir()
+            if self._check_file() is None:
+                self._create_file()
+            identity = self._check_file()
+            if self._read_only:
+                with self._connect() as conn:
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                self._check_version(version)
+                self._identity, self._initialized = identity, True
+                return
             with self._connect() as conn:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise RegistryError(
-                        f"registry database {str(self.path)!r} has schema version {version}, "
-                        f"newer than this runtime supports ({SCHEMA_VERSION})"
-                    )
+                self._check_version(version)
                 self._enable_wal(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -388,20 +552,47 @@ class LocalRegistry(AsyncClosing):
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
-            self._initialized = True
+            self._identity, self._initialized = identity, True
 
-    def _run(self, fn: Callable[[sqlite3.Connection], _T], busy_timeout: float | None = None) -> _T:
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise RegistryError(
+                f"registry database {str(self.path)!r} has schema version {version}, "
+                f"newer than this runtime supports ({SCHEMA_VERSION})"
+            )
+
+    def _run(
+        self,
+        fn: Callable[[sqlite3.Connection], _T],
+        busy_timeout: float | None = None,
+        *,
+        write: bool = False,
+    ) -> _T:
         if self._closed:
             raise RegistryClosed("registry is closed")
-        self._ensure_schema()
-        with self._connect(busy_timeout) as conn:
-            conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL mode
-            return fn(conn)
+        for attempt in range(2):
+            try:
+                self._ensure_schema()
+                if write and self._read_only:
+                    raise RegistryError(
+                        f"registry database {str(self.path)!r} is read-only for this user: "
+                        "lookups work but services cannot register; make it writable "
+                        f"(chmod 600 {str(self.path)!r}) or set MICRO_REGISTRY_PATH to "
+                        "use another file"
+                    )
+                with self._connect(busy_timeout) as conn:
+                    if not self._read_only:
+                        conn.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL
+                    return fn(conn)
+            except RegistryCorrupt as exc:
+                if attempt or not self._quarantine(exc):
+                    raise
+        raise AssertionError("unreachable")
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T], *, write: bool = False) -> _T:
         if self._closed:
             raise RegistryClosed("registry is closed")
-        return await asyncio.to_thread(self._run, fn)
+        return await asyncio.to_thread(self._run, fn, write=write)
 
     @staticmethod
     def _purge(conn: sqlite3.Connection, now: float) -> None:
@@ -510,7 +701,7 @@ class LocalRegistry(AsyncClosing):
                 conn.execute("ROLLBACK")
                 raise
 
-        await self._call(do)
+        await self._call(do, write=True)
 
     async def deregister(self, service: ServiceRecord) -> None:
         def do(conn: sqlite3.Connection) -> None:
@@ -526,11 +717,26 @@ class LocalRegistry(AsyncClosing):
                 conn.execute("ROLLBACK")
                 raise
 
-        await self._call(do)
+        await self._call(do, write=True)
+
+    @property
+    def heal_grace(self) -> float:
+        """How long after starting a database over a missing service is "not yet
+        re-registered" rather than "not found": two heartbeats of the default TTL."""
+        return 2 * self.default_ttl / 3
 
     async def get_service(self, name: str) -> list[ServiceRecord]:
         snapshot = await self._call(lambda conn: self._read_and_purge(conn, name))
         if not snapshot:
+            since = time.monotonic() - self._healed_at
+            if self._healed_at and since < self.heal_grace:
+                # A RegistryError, not NotFound: clients keep the nodes they knew until
+                # the services' next heartbeat re-registers them.
+                raise RegistryError(
+                    f"registry database {str(self.path)!r} was started over {since:.1f}s "
+                    f"ago; {name!r} has not re-registered yet (services do on their next "
+                    "heartbeat)"
+                )
             raise NotFound(name)
         return list(snapshot.values())
 

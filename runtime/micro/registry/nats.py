@@ -21,6 +21,16 @@ from a mirror whose first snapshot has not arrived: they raise :class:`RegistryE
 Lease deadlines are wall-clock times compared across machines: keep clocks in sync
 (NTP) to well within the TTL. While the NATS server is unreachable, lookups raise
 :class:`RegistryError` (the client keeps using the last nodes it knew).
+
+A lease is bounded by the server's clock: a reader counts a record alive until the
+earlier of its claimed deadline and the moment the server stored it plus ``max_lease``
+(default 60 s), so a planted far-future deadline cannot pin a dead node.
+
+Records can be signed (``signing_key``, or ``MICRO_REGISTRY_KEY`` /
+``MICRO_REGISTRY_KEY_FILE``): the writer adds an HMAC-SHA256 over a canonical encoding
+of the key, the record and its deadline; a reader holding the key ignores records that
+are unsigned or badly signed (logged once per key), so a client with write access to the
+bucket but without the deployment's key cannot take over a service name.
 """
 
 from __future__ import annotations
@@ -28,14 +38,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from micro._aclosing import AsyncClosing
-from micro._nats import LoopConnection, NatsUnavailable
+from micro._nats import LoopConnection, NatsOptions, NatsPermissionDenied, NatsUnavailable
 from micro._tasks import stop_if_cancelled
 from micro.registry._types import (
     DEFAULT_TTL,
@@ -52,7 +66,14 @@ from micro.registry.memory import MemoryRegistry
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
-__all__ = ["DEFAULT_BUCKET", "DEFAULT_TTL", "NatsRegistry"]
+__all__ = [
+    "DEFAULT_BUCKET",
+    "DEFAULT_MAX_LEASE",
+    "DEFAULT_TTL",
+    "NatsOptions",
+    "NatsRegistry",
+    "signing_key_from_env",
+]
 
 log = logging.getLogger("micro.registry")
 
@@ -62,6 +83,46 @@ SYNC_TIMEOUT = 5.0
 #: the server drops a watch's consumer this long after nobody listens (nats-py's
 #: default, 5 min, would keep one per lookup miss and per resync)
 WATCH_IDLE = 2.0
+#: the longest lease a reader believes, counted from the server's timestamp of the record
+DEFAULT_MAX_LEASE = 60.0
+#: a signing key shorter than this is refused (HMAC-SHA256 wants at least 128 bits)
+MIN_KEY_BYTES = 16
+_SIG_PREFIX = "hmac-sha256:"
+#: how many distinct rejected keys are remembered so each is logged only once
+_REJECTED_MEMORY = 1024
+
+
+def signing_key_from_env(environ: Mapping[str, str] = os.environ) -> bytes | None:
+    """The deployment's record-signing key: ``MICRO_REGISTRY_KEY_FILE`` (the file's
+    content, stripped) or ``MICRO_REGISTRY_KEY``; ``None`` if neither is set."""
+    path = environ.get("MICRO_REGISTRY_KEY_FILE")
+    if path:
+        try:
+            with open(path, "rb") as f:
+                return f.read().strip()
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot read the registry key file {path!r} (MICRO_REGISTRY_KEY_FILE): "
+                f"{exc.strerror}"
+            ) from None
+    value = environ.get("MICRO_REGISTRY_KEY")
+    return value.encode() if value else None
+
+
+def _signed_bytes(key: str, service: Any, expires: Any) -> bytes:
+    """The canonical encoding a signature covers: the bucket key binds the record to
+    its name, version and node id (a signed record cannot be copied under another)."""
+    return json.dumps(
+        {"expires": expires, "key": key, "service": service},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    ).encode()
+
+
+def _sign(secret: bytes, key: str, service: Any, expires: Any) -> str:
+    digest = hmac.new(secret, _signed_bytes(key, service, expires), hashlib.sha256)
+    return _SIG_PREFIX + digest.hexdigest()
 
 
 def _seg(text: str) -> str:
@@ -128,7 +189,11 @@ class NatsRegistry(AsyncClosing):
 
     ``address``: NATS URL(s), comma separated (default ``nats://127.0.0.1:4222``);
     ``bucket``: the KV bucket (created if missing); ``default_ttl``: lease for
-    ``register(ttl=None)``; ``resync_interval``: how often the mirror is rebuilt."""
+    ``register(ttl=None)``; ``resync_interval``: how often the mirror is rebuilt;
+    ``options``: TLS and credentials (default :meth:`NatsOptions.from_env`);
+    ``signing_key``: sign records and ignore unsigned ones (default
+    :func:`signing_key_from_env`; ``b""`` turns signing off); ``max_lease``: the longest
+    lease believed, from the server's timestamp of a record."""
 
     def __init__(
         self,
@@ -138,11 +203,32 @@ class NatsRegistry(AsyncClosing):
         default_ttl: float = DEFAULT_TTL,
         resync_interval: float = 30.0,
         connect_timeout: float = 3.0,
+        options: NatsOptions | None = None,
+        signing_key: bytes | str | None = None,
+        max_lease: float = DEFAULT_MAX_LEASE,
     ) -> None:
+        self.max_lease = check_ttl(max_lease)
         self.default_ttl = check_ttl(default_ttl)
+        if self.default_ttl > self.max_lease:
+            raise ValueError(
+                f"default_ttl {default_ttl:g} s is longer than max_lease {max_lease:g} s"
+            )
         self.bucket = bucket
         self.resync_interval = resync_interval
-        self._conn = LoopConnection(address, name="micro.registry", connect_timeout=connect_timeout)
+        secret = signing_key_from_env() if signing_key is None else signing_key
+        if isinstance(secret, str):
+            secret = secret.encode()
+        if secret and len(secret) < MIN_KEY_BYTES:
+            raise ValueError(
+                f"the registry signing key must be at least {MIN_KEY_BYTES} bytes "
+                "(e.g. openssl rand -hex 32)"
+            )
+        self._secret: bytes | None = secret or None
+        self._rejected: set[tuple[str, str]] = set()
+        self._read_only = False  # set when the server refuses this client's writes
+        self._conn = LoopConnection(
+            address, name="micro.registry", connect_timeout=connect_timeout, options=options
+        )
         self._conn.on_reconnect.append(self._on_reconnect)
         self._state: _State | None = None
         self._state_lock: asyncio.Lock | None = None
@@ -151,7 +237,13 @@ class NatsRegistry(AsyncClosing):
 
     @property
     def address(self) -> str:
-        return self._conn.url
+        """The URL(s), with any password or token shown as ``***``."""
+        return self._conn.shown
+
+    @property
+    def signed(self) -> bool:
+        """Whether records are signed and unsigned ones ignored."""
+        return self._secret is not None
 
     # -- connection and mirror ---------------------------------------------------------
 
@@ -190,13 +282,21 @@ class NatsRegistry(AsyncClosing):
         except NatsUnavailable as exc:
             raise RegistryError(str(exc)) from None
         js = nc.jetstream()
+        # Open first, create only if missing: a client allowed to read the bucket but not
+        # to manage streams (docs/security.md) needs only STREAM.INFO.
+        stream_api = f"$JS.API.STREAM.INFO.KV_{self.bucket}"
         try:
-            from nats.js.api import KeyValueConfig
-
-            kv = await js.create_key_value(KeyValueConfig(bucket=self.bucket, history=1))
-        except Exception:
+            kv = await self._conn.unless_denied(js.key_value(self.bucket), stream_api)
+        except Exception as first:
+            if isinstance(first, NatsPermissionDenied):
+                raise self._denied(first, f"open bucket {self.bucket!r}") from None
             try:
-                kv = await js.key_value(self.bucket)
+                from nats.js.api import KeyValueConfig
+
+                create = js.create_key_value(KeyValueConfig(bucket=self.bucket, history=1))
+                kv = await self._conn.unless_denied(create, "$JS.API.STREAM.CREATE")
+            except NatsPermissionDenied as exc:
+                raise self._denied(exc, f"create bucket {self.bucket!r}") from None
             except Exception as exc:
                 raise RegistryError(
                     f"NATS registry at {self.address}: cannot open bucket {self.bucket!r} "
@@ -259,12 +359,19 @@ class NatsRegistry(AsyncClosing):
             if key not in live:
                 await state.view.deregister(state.keys.pop(key))
         for entry in live.values():
-            if not await self._apply(state, entry):
-                with contextlib.suppress(Exception):  # garbage-collect the dead key
-                    await state.kv.delete(entry.key, last=entry.revision)
+            if not await self._apply(state, entry) and not self._read_only:
+                try:  # garbage-collect the dead key
+                    await self._conn.unless_denied(
+                        state.kv.delete(entry.key, last=entry.revision), self._subject(entry.key)
+                    )
+                except NatsPermissionDenied:
+                    self._read_only = True  # a reader: leave collection to the writers
+                except Exception:
+                    pass
 
     async def _apply(self, state: _State, entry: Any) -> bool:
-        """Mirror one KV entry; False if it is a delete or an expired lease."""
+        """Mirror one KV entry; False if it is a delete or an expired lease (a record
+        ignored for its signature counts as neither: it is not collected)."""
         key: str = entry.key
         state.revisions[key] = max(state.revisions.get(key, 0), entry.revision or 0)
         if entry.operation in ("DEL", "PURGE") or not entry.value:
@@ -275,10 +382,22 @@ class NatsRegistry(AsyncClosing):
         try:
             data = json.loads(entry.value)
             record = ServiceRecord.from_dict(data["service"])
-            remaining = float(data["expires"]) - time.time()
+            deadline = float(data["expires"])
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("NATS registry: ignoring malformed key %s: %s", key, exc)
             return False
+        if self._secret is not None:
+            problem = self._signature_problem(key, data)
+            if problem:
+                self._reject(key, record, problem)
+                old = state.keys.pop(key, None)
+                if old is not None:
+                    await state.view.deregister(old)
+                return True
+        # Bounded lease: the server's timestamp of this revision + max_lease at most.
+        created: Any = getattr(entry, "created", None)
+        stored = float(created.timestamp()) if created is not None else time.time()
+        remaining = min(deadline, stored + self.max_lease) - time.time()
         if remaining <= 0:
             old = state.keys.pop(key, None)
             if old is not None:
@@ -287,6 +406,41 @@ class NatsRegistry(AsyncClosing):
         state.keys[key] = record
         await state.view.register(record, ttl=remaining)
         return True
+
+    def _signature_problem(self, key: str, data: Mapping[str, Any]) -> str:
+        assert self._secret is not None
+        sig = data.get("sig")
+        if not isinstance(sig, str) or not sig:
+            return "unsigned record"
+        expected = _sign(self._secret, key, data["service"], data["expires"])
+        if not hmac.compare_digest(sig.encode(), expected.encode()):
+            return "bad signature"
+        return ""
+
+    def _reject(self, key: str, record: ServiceRecord, problem: str) -> None:
+        if (key, problem) in self._rejected:
+            return
+        if len(self._rejected) >= _REJECTED_MEMORY:
+            self._rejected.clear()
+        self._rejected.add((key, problem))
+        nodes = ", ".join(n.id for n in record.nodes)
+        log.warning(
+            "NATS registry: ignoring %s for service %r node %s: only records signed with "
+            "this deployment's registry key count",
+            problem,
+            record.name,
+            nodes,
+        )
+
+    def _subject(self, key: str) -> str:
+        return f"$KV.{self.bucket}.{key}"
+
+    def _denied(self, exc: NatsPermissionDenied, what: str) -> RegistryError:
+        return RegistryError(
+            f"NATS registry at {self.address}: not permitted to {what}: the server says "
+            f"{exc}; this NATS user needs publish permission on $KV.{self.bucket}.> to "
+            "register (docs/security.md, Discovery)"
+        )
 
     async def _read_through(self, state: _State, name: str) -> None:
         """Mirror the bucket's current keys of service ``name`` (newer ones only)."""
@@ -329,6 +483,11 @@ class NatsRegistry(AsyncClosing):
 
     async def register(self, service: ServiceRecord, *, ttl: float | None = None) -> None:
         lease = self.default_ttl if ttl is None else check_ttl(ttl)
+        if lease > self.max_lease:
+            raise ValueError(
+                f"ttl {lease:g} s is longer than this registry's max_lease "
+                f"{self.max_lease:g} s: readers would drop the node early"
+            )
         if not service.nodes:
             raise ValueError(f"cannot register service {service.name!r}: the record has no nodes")
         state = await self._state_ready()
@@ -340,10 +499,17 @@ class NatsRegistry(AsyncClosing):
                 endpoints=service.endpoints,
                 metadata=service.metadata,
             )
-            body = {"service": one.to_dict(), "expires": time.time() + lease}
+            body: dict[str, Any] = {"service": one.to_dict(), "expires": time.time() + lease}
             key = node_key(service.name, service.version, node.id)
+            if self._secret is not None:
+                body["sig"] = _sign(self._secret, key, body["service"], body["expires"])
+            payload = json.dumps(body, separators=(",", ":")).encode()
             try:
-                revision = await state.kv.put(key, json.dumps(body, separators=(",", ":")).encode())
+                revision = await self._conn.unless_denied(
+                    state.kv.put(key, payload), self._subject(key)
+                )
+            except NatsPermissionDenied as exc:
+                raise self._denied(exc, f"register {service.name!r}") from None
             except Exception as exc:
                 raise RegistryError(
                     f"NATS registry at {self.address}: {exc or 'timeout'}"
@@ -357,7 +523,9 @@ class NatsRegistry(AsyncClosing):
         for node in service.nodes:
             key = node_key(service.name, service.version, node.id)
             try:
-                await state.kv.delete(key)
+                await self._conn.unless_denied(state.kv.delete(key), self._subject(key))
+            except NatsPermissionDenied as exc:
+                raise self._denied(exc, f"deregister {service.name!r}") from None
             except Exception as exc:
                 raise RegistryError(
                     f"NATS registry at {self.address}: {exc or 'timeout'}"
