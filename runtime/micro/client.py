@@ -39,6 +39,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
+from micro import auth as auth_mod
 from micro import registry as registry_mod
 from micro import transport as transport_mod
 from micro._aclosing import AsyncClosing
@@ -119,7 +120,12 @@ class Client(AsyncClosing):
     * ``retries`` / ``backoff``: see the module docs;
     * ``timeout``: default per-call timeout in seconds (``None``: no deadline);
     * ``middleware``: see :data:`ClientMiddleware`;
-    * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpclib).
+    * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpclib);
+    * ``token``: the bearer token every call carries as ``authorization`` (default:
+      ``MICRO_TOKEN``, or the file ``MICRO_TOKEN_FILE`` names; ``""``: none);
+    * ``forward_token``: inside a handler, send the token of the call being served
+      instead (default: ``MICRO_AUTH_FORWARD``, off; see :mod:`micro.auth` for why).
+      Explicit ``authorization`` metadata on a call wins over both.
 
     One HTTP/2 connection per node address is kept until :meth:`close`.
     """
@@ -135,6 +141,8 @@ class Client(AsyncClosing):
         timeout: float | None = None,
         cache_ttl: float = 1.0,
         transport: Transport | None = None,
+        token: str | None = None,
+        forward_token: bool | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -149,6 +157,10 @@ class Client(AsyncClosing):
         self._transport: ClientTransport = (
             transport if transport is not None else transport_mod.from_env()
         ).client()
+        self._token = (auth_mod.client_token() if token is None else token) or None
+        self._forward_token = (
+            auth_mod.forward_from_env() if forward_token is None else forward_token
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -212,9 +224,18 @@ class Client(AsyncClosing):
             service=service,
             address=address,
             request=request,
-            metadata=outgoing_metadata(metadata),
+            metadata=self._credentials(
+                outgoing_metadata(metadata, forward_token=self._forward_token)
+            ),
             deadline=outgoing_deadline(timeout if timeout is not None else self._timeout),
         )
+
+    def _credentials(self, metadata: Pairs) -> Pairs:
+        """The client's own token, unless the call already carries one (explicit, or
+        forwarded): the one place where the client adds credentials."""
+        if self._token is not None and not any(k == "authorization" for k, _ in metadata):
+            metadata.append(("authorization", f"Bearer {self._token}"))
+        return metadata
 
     def _through_middleware(self, call: ClientCall, last: ClientNext) -> Awaitable[Any]:
         return chain(self._middleware, last)(call)
@@ -439,7 +460,7 @@ class Client(AsyncClosing):
 
         return BidiStream(opener, method=method)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the token
         return f"Client(registry={self._registry!r}, selector={self._selector!r})"
 
 

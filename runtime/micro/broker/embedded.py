@@ -20,6 +20,12 @@ published while no subscriber is up is dropped; a handler that raises is logged 
 message is not redelivered (``ack``/``nack`` are no-ops); messages queued in a process
 that dies are lost. A queue-group member that refuses the hand-over (gone, shutting
 down) is skipped for another member. Topics are exact names (no wildcards).
+
+A hand-over from another process is a call like any other: a subscription made by a
+:class:`micro.Service` runs that service's middleware, its auth included, on every
+hand-over addressed to it (``subscribe(..., middleware=...)``), so with auth on, a
+forged envelope without a valid token never reaches the subscriber. The publishing
+side's broker client sends ``token`` (default ``MICRO_TOKEN``), as any client does.
 """
 
 from __future__ import annotations
@@ -29,19 +35,22 @@ import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from micro import errors
 from micro import registry as registry_mod
 from micro import transport as transport_mod
 from micro._builtin.micro.broker.v1 import Delivered, Envelope
 from micro._builtin.micro.broker.v1.broker_micro import BROKER_DELIVER, BROKER_SPEC
+from micro._chain import chain
 from micro.address import format_address
 from micro.broker._types import Delivery, Handler, Message, check_topic, run_handler
 from micro.client import Client
 from micro.context import Context
 from micro.errors import Error
 from micro.registry import DEFAULT_TTL, Node, Registry, ServiceRecord
-from micro.server import Dispatcher
+from micro.server import Dispatcher, HandlerCall, HandlerNext, ServerMiddleware
 from micro.status import Status
 from micro.transport import ServerTransport, Transport
 
@@ -63,9 +72,15 @@ def topic_service(topic: str) -> str:
 
 class _Subscription:
     def __init__(
-        self, broker: EmbeddedBroker, topic: str, handler: Handler, queue: str | None
+        self,
+        broker: EmbeddedBroker,
+        topic: str,
+        handler: Handler,
+        queue: str | None,
+        middleware: Sequence[ServerMiddleware] = (),
     ) -> None:
         self.id = f"sub-{uuid.uuid4()}"
+        self.middleware = tuple(middleware)
         self._broker = broker
         self._topic = topic
         self._queue = queue
@@ -120,7 +135,8 @@ class EmbeddedBroker:
     ``host``: the interface the broker endpoint binds (default ``127.0.0.1``; bind a
     reachable one only if the registry spans machines); ``timeout``: per hand-over;
     ``transport``: the gRPC implementation of the hand-over, both ways (default:
-    ``MICRO_TRANSPORT``)."""
+    ``MICRO_TRANSPORT``); ``token``: the bearer token hand-overs carry (default:
+    ``MICRO_TOKEN``, as for any :class:`micro.Client`)."""
 
     def __init__(
         self,
@@ -130,8 +146,10 @@ class EmbeddedBroker:
         ttl: float = DEFAULT_TTL,
         timeout: float = 10.0,
         transport: Transport | None = None,
+        token: str | None = None,
     ) -> None:
         self._registry = registry
+        self._token = token
         self._transport = transport if transport is not None else transport_mod.from_env()
         self._host = host
         self._ttl = ttl
@@ -152,7 +170,9 @@ class EmbeddedBroker:
 
     def _client_for(self) -> Client:
         if self._client is None:
-            self._client = Client(registry=self.registry, retries=0, transport=self._transport)
+            self._client = Client(
+                registry=self.registry, retries=0, transport=self._transport, token=self._token
+            )
         return self._client
 
     # -- receiving ---------------------------------------------------------------------
@@ -162,7 +182,7 @@ class EmbeddedBroker:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._address is None:
-                dispatcher = Dispatcher(name="micro.broker")
+                dispatcher = Dispatcher(name="micro.broker", middleware=[self._guard])
                 dispatcher.add(BROKER_SPEC, _Receiver(self))
                 server = self._transport.server(dispatcher.routes, dispatcher.dispatch)
                 host, port = await server.start(self._host, 0)
@@ -182,6 +202,13 @@ class EmbeddedBroker:
                         str(exc) or type(exc).__name__,
                     )
 
+    async def _guard(self, call: HandlerCall, next: HandlerNext) -> Any:
+        """A hand-over runs the middleware of the subscription it is addressed to."""
+        sub = self._subs.get(getattr(call.request, "subscription", ""))
+        if sub is None or not sub.middleware:
+            return await next(call)
+        return await chain(sub.middleware, next)(call)
+
     async def _enqueue(self, subscription: str, message: Message) -> bool:
         sub = self._subs.get(subscription)
         if sub is None or not sub.active:
@@ -196,12 +223,15 @@ class EmbeddedBroker:
         *,
         queue: str | None = None,
         durable: bool = False,
+        middleware: Sequence[ServerMiddleware] = (),
     ) -> _Subscription:
+        """Subscribe ``handler``; ``middleware`` (a service's) runs on every hand-over
+        from another process addressed to this subscription."""
         check_topic(topic)
         if durable:
             self._warn_durable()
         address = await self._listen()
-        sub = _Subscription(self, topic, handler, queue or None)
+        sub = _Subscription(self, topic, handler, queue or None, middleware)
         sub.worker = asyncio.create_task(sub.run())
         self._subs[sub.id] = sub
         await self.registry.register(sub.record(address), ttl=self._ttl)
