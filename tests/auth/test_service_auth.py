@@ -332,7 +332,7 @@ async def test_environment_configuration(tmp_path: Path) -> None:
     env = {
         "MICRO_AUTH_SECRET_FILE": str(secret),
         "MICRO_AUTH_ISSUER": "tests",
-        "MICRO_AUTH_PUBLIC": "Echo.Echo, Echo.Count",
+        "MICRO_AUTH_RULES": "Echo.Echo=public, Echo.Count=auth, Echo.C*=echo.admin echo.x",
         "MICRO_AUTH_REFLECTION": "off",
     }
     auth = from_env(env)
@@ -340,7 +340,12 @@ async def test_environment_configuration(tmp_path: Path) -> None:
     assert await auth.verifier.verify(hs256(issuer="tests").token("ada")) == micro.auth.Account(
         id="ada", issuer="tests"
     )
-    assert auth.rules.find("echo", ECHO_SPEC.methods[0]).public
+    echo, count, collect = ECHO_SPEC.methods[:3]
+    assert auth.rules.find("echo", echo).public
+    assert auth.rules.find("echo", count) == micro.auth.Rule("Echo.Count")
+    assert auth.rules.find("echo", collect).scopes == ("echo.admin", "echo.x")
+    with pytest.raises(micro.ConfigError, match=r"MICRO_AUTH_RULES: rule 'Echo\.Echo' is not"):
+        from_env({**env, "MICRO_AUTH_RULES": "Echo.Echo"})
     with pytest.raises(micro.ConfigError, match="set one of"):
         from_env({**env, "MICRO_AUTH_JWKS": "https://idp.test/jwks.json"})
     with pytest.raises(micro.ConfigError, match="MICRO_AUTH_REFLECTION must be one of"):

@@ -34,10 +34,9 @@ from typing import Any, Literal
 from micro import errors
 from micro._config import ConfigError
 from micro.auth._types import Account, InvalidToken, Verifier
-from micro.auth.rules import HEALTH_PUBLIC, Rule, Rules
+from micro.auth.rules import HEALTH_PUBLIC, Endpoint, Rule, Rules, parse_rules
 from micro.metadata import MetadataView
 from micro.server import HandlerCall, HandlerNext, ServerMiddleware
-from micro.spec import AnyMethod
 from micro.status import Status
 
 __all__ = [
@@ -45,6 +44,7 @@ __all__ = [
     "HEALTH_PUBLIC",
     "Account",
     "Auth",
+    "Endpoint",
     "InvalidToken",
     "Reflection",
     "Rule",
@@ -55,6 +55,7 @@ __all__ = [
     "forward_from_env",
     "from_env",
     "middleware",
+    "parse_rules",
 ]
 
 #: the metadata key (and HTTP header) a bearer token travels in
@@ -91,9 +92,7 @@ class Auth:
             raise InvalidToken("no token (send 'authorization: Bearer <token>')")
         return await self.verifier.verify(token)
 
-    async def check(
-        self, service: str, method: AnyMethod, metadata: MetadataView
-    ) -> Account | None:
+    async def check(self, service: str, method: Endpoint, metadata: MetadataView) -> Account | None:
         """Authenticate and authorize one call of ``method`` on ``service``: the account
         (``None`` on a public endpoint called without a valid token), or the 401 / 403 /
         501 :class:`~micro.errors.Error` to answer."""
@@ -190,8 +189,9 @@ def from_env(
     ``MICRO_AUTH_PUBLIC_KEY_FILE`` (PEM: RSA, EC or Ed25519) or ``MICRO_AUTH_SECRET_FILE``
     (HS256; ``MICRO_AUTH_SECRET`` holds the secret itself). Optional:
     ``MICRO_AUTH_ISSUER``, ``MICRO_AUTH_AUDIENCE``, ``MICRO_AUTH_REFLECTION``
-    (``public`` / ``auth`` / ``off``) and ``MICRO_AUTH_PUBLIC`` (comma-separated endpoint
-    patterns callable without a token). A bad setting is a :class:`ConfigError`."""
+    (``public`` / ``auth`` / ``off``) and ``MICRO_AUTH_RULES``
+    (:func:`~micro.auth.rules.parse_rules`: ``Greeter.SayHello=public,Admin.*=admin``),
+    added to ``rules``. A bad setting is a :class:`ConfigError`."""
     env = os.environ if environ is None else environ
     sources = {
         name: env[name]
@@ -231,8 +231,8 @@ def from_env(
         raise ConfigError(
             f"MICRO_AUTH_REFLECTION must be one of {', '.join(_REFLECTIONS)}, got {reflection!r}"
         )
-    rules = rules if rules is not None else Rules()
-    for pattern in env.get("MICRO_AUTH_PUBLIC", "").split(","):
-        if pattern.strip():
-            rules.public(pattern.strip())
+    try:
+        rules = parse_rules(env.get("MICRO_AUTH_RULES", ""), rules)
+    except ValueError as exc:
+        raise ConfigError(f"MICRO_AUTH_RULES: {exc}") from None
     return Auth(verifier, rules, reflection)

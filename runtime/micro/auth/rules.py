@@ -14,15 +14,24 @@ set of rules covers several services (the gateway).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 from micro import errors
 from micro.auth._types import Account
-from micro.spec import AnyMethod
 
-__all__ = ["HEALTH_PUBLIC", "Rule", "Rules"]
+__all__ = ["HEALTH_PUBLIC", "Endpoint", "Rule", "Rules", "parse_rules"]
+
+
+class Endpoint(Protocol):
+    """What rules look at: a :class:`micro.Method`, or a gateway route's endpoint."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class Rule:
         if isinstance(self.scopes, str):
             raise TypeError(f"rule {self.endpoint!r}: scopes is a tuple of names, not a str")
 
-    def matches(self, service: str, method: AnyMethod) -> bool:
+    def matches(self, service: str, method: Endpoint) -> bool:
         target = method.path if self.endpoint.startswith("/") else method.name
         return fnmatchcase(service, self.service) and fnmatchcase(target, self.endpoint)
 
@@ -98,10 +107,10 @@ class Rules:
         self._rules = [r for r in self._rules if r != rule]
         self._cache.clear()
 
-    def __iter__(self) -> Iterable[Rule]:
+    def __iter__(self) -> Iterator[Rule]:
         return iter(list(self._rules))
 
-    def find(self, service: str, method: AnyMethod) -> Rule:
+    def find(self, service: str, method: Endpoint) -> Rule:
         """The rule deciding calls of ``method`` on ``service``."""
         key = (service, method.path)
         rule = self._cache.get(key)
@@ -116,7 +125,7 @@ class Rules:
         return rule
 
     def verify(
-        self, account: Account | None, service: str, method: AnyMethod, *, reason: str = ""
+        self, account: Account | None, service: str, method: Endpoint, *, reason: str = ""
     ) -> Rule:
         """Raise the error a call by ``account`` (``None``: no valid token; ``reason``:
         why) gets: 401 (UNAUTHENTICATED) or 403 (PERMISSION_DENIED); else return the rule
@@ -138,3 +147,24 @@ class Rules:
 
     def __repr__(self) -> str:
         return f"Rules({self._rules!r})"
+
+
+def parse_rules(text: str, rules: Rules | None = None) -> Rules:
+    """Rules from their one-line form (``MICRO_AUTH_RULES``): comma-separated
+    ``PATTERN=public``, ``PATTERN=auth`` (any valid token) or ``PATTERN=SCOPE SCOPE...``
+    (every scope needed), e.g. ``Greeter.SayHello=public,Admin.*=admin``. A
+    ``ValueError`` names the entry that does not parse."""
+    rules = rules if rules is not None else Rules()
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        pattern, sep, need = (part.strip() for part in entry.partition("="))
+        if not sep or not pattern or not need:
+            raise ValueError(f"rule {entry.strip()!r} is not PATTERN=public|auth|SCOPES")
+        if need == "public":
+            rules.grant(pattern, public=True)
+        elif need == "auth":
+            rules.grant(pattern)
+        else:
+            rules.grant(pattern, scopes=need.split())
+    return rules

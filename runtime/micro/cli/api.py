@@ -6,7 +6,9 @@ from typing import Any
 
 import click
 
+from micro._config import ConfigError
 from micro.address import parse_address
+from micro.auth import from_env as auth_from_env
 from micro.cli.exits import CliError, UsageFailure
 from micro.cli.ops import emit, options_from, registry_options, run, table
 from micro.gateway.headers import DEFAULT_ALLOW, DEFAULT_PREFIX, HeaderPolicy
@@ -101,8 +103,15 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         default_timeout=kwargs["timeout"],
         max_timeout=kwargs["max_timeout"],
     )
+    try:
+        auth = auth_from_env()  # MICRO_AUTH_*: the gateway checks before it calls
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
     config = GatewayConfig(
-        headers=policy, max_body=kwargs["max_body"], cors_origins=tuple(kwargs["cors_origins"])
+        headers=policy,
+        max_body=kwargs["max_body"],
+        cors_origins=tuple(kwargs["cors_origins"]),
+        auth=auth,
     )
     registry = options.open_registry()
     try:
