@@ -68,7 +68,9 @@ async def test_a_forged_envelope_without_a_token_never_reaches_the_subscriber() 
             # a publisher without a token is turned away the same way
             anonymous = EmbeddedBroker(registry, token="")
             message = Message(PINGED.topic, encode(EchoRequest(text="anonymous"), EchoRequest))
-            assert await anonymous.deliver(message) == 0
+            with pytest.raises(micro.Error) as info:
+                await anonymous.deliver(message)
+            assert info.value.grpc_status is Status.UNAUTHENTICATED
             await anonymous.close()
 
             # one with a valid token delivers

@@ -67,7 +67,9 @@ BrokerFactory = Callable[[Mapping[str, str]], Broker]
 
 
 def _embedded(environ: Mapping[str, str]) -> Broker:
-    return EmbeddedBroker()
+    from micro.auth import client_token
+
+    return EmbeddedBroker(token=client_token(environ) or "")  # MICRO_TOKEN(_FILE)
 
 
 def _seconds(environ: Mapping[str, str], key: str, default: float) -> float:

@@ -266,7 +266,9 @@ class EmbeddedBroker:
 
     async def deliver(self, message: Message, *, durable: bool = False) -> int:
         """:meth:`publish`, returning how many subscriptions (a queue group counts once)
-        took the message: this broker knows, so 0 means it was dropped."""
+        took the message: this broker knows, so 0 means it was dropped. A subscriber's
+        service refusing the token (UNAUTHENTICATED / PERMISSION_DENIED) raises that
+        error, once every other subscriber had its hand-over."""
         check_topic(message.topic)
         if durable:
             self._warn_durable()
@@ -288,8 +290,13 @@ class EmbeddedBroker:
                 targets.append([node])
         for members in groups.values():
             targets.append(random.sample(members, len(members)))
-        taken = await asyncio.gather(*(self._hand_over(message, members) for members in targets))
-        return sum(taken)
+        taken = await asyncio.gather(
+            *(self._hand_over(message, members) for members in targets), return_exceptions=True
+        )
+        for result in taken:  # a refused token is the publisher's to know, not a drop
+            if isinstance(result, BaseException):
+                raise result
+        return sum(1 for result in taken if result is True)
 
     async def _hand_over(self, message: Message, members: list[Node]) -> bool:
         """Give ``message`` to the first of ``members`` that takes it."""
@@ -309,6 +316,8 @@ class EmbeddedBroker:
                 )
                 return True
             except Error as exc:
+                if exc.grpc_status in (Status.UNAUTHENTICATED, Status.PERMISSION_DENIED):
+                    raise
                 if exc.grpc_status is not Status.UNAVAILABLE:
                     log.warning("embedded broker: delivery to %s failed: %s", node.address, exc)
                     return False
