@@ -27,7 +27,9 @@ class AuthProcs(Procs):
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, list[AuthProcs]]]:
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Gateway, Gateway, list[AuthProcs]]]:
     base = tmp_path_factory.mktemp("gateway-auth")
     secret = base / "secret"
     secret.write_text(SECRET)
@@ -44,9 +46,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway,
         },
     )
     started = gateways.gateway()
-    yield started, [services, gateways]
+    # a gateway without rules of its own, holding a token for reflection behind auth
+    lender = AuthProcs(base / "registry.db", extra={"MICRO_TOKEN": hs256().token("gateway")})
+    lending = lender.gateway()
+    yield started, lending, [services, gateways, lender]
     assert started.proc.terminate() == 0
-    for procs in (services, gateways):
+    for procs in (services, gateways, lender):
         procs.stop_all()
 
 
@@ -64,9 +69,9 @@ def auth(token: str) -> dict[str, str]:
 
 
 def test_the_gateway_enforces_the_rules_before_calling(
-    gateway: tuple[Gateway, list[AuthProcs]],
+    gateway: tuple[Gateway, Gateway, list[AuthProcs]],
 ) -> None:
-    started, procs = gateway
+    started, _, procs = gateway
     reader = hs256().token("ada", scopes=["library.read"])
     expired = hs256().token("ada", ttl=-30)
     special = hs256().token("gus", scopes=["gateway.only"])
@@ -96,6 +101,17 @@ def test_the_gateway_enforces_the_rules_before_calling(
     logs = started.proc.log + "".join(p.log for ps in procs for p in ps.started)
     for token in (reader, expired, special, admin, SECRET):
         assert token not in logs
+
+
+def test_the_gateway_never_lends_its_own_token_to_a_request(
+    gateway: tuple[Gateway, Gateway, list[AuthProcs]],
+) -> None:
+    _, lending, _ = gateway
+    with lending.client() as http:
+        got = http.get("/v1/shelves/1/books/2")
+        assert "no token" in error(got, 401, "library")  # the service refused: none was sent
+        reader = hs256().token("ada")
+        assert http.get("/v1/shelves/1/books/2", headers=auth(reader)).status_code == 200
 
 
 def test_a_bad_auth_setting_stops_micro_api_with_a_usage_error(tmp_path: Path) -> None:

@@ -66,8 +66,11 @@ class Gateway:
     def __init__(self, registry: micro.Registry, config: GatewayConfig) -> None:
         self.config = config
         self.registry = registry
-        self.client = micro.Client(registry=registry)
-        self.catalog = Catalog(self.client)
+        # calls carry only the HTTP request's own Authorization: the gateway never lends
+        # its token (MICRO_TOKEN, for reflection behind auth) to an anonymous request
+        self.client = micro.Client(registry=registry, token="")
+        self._reflection_client = micro.Client(registry=registry)
+        self.catalog = Catalog(self._reflection_client)
         self.table = RouteTable()
         self._signatures: dict[str, tuple[object, ...]] = {}
         self._follower: asyncio.Task[None] | None = None
@@ -125,6 +128,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
         await self.catalog.close()
+        await self._reflection_client.close()
         await self.client.close()
 
     # -- requests ----------------------------------------------------------------------
