@@ -260,6 +260,10 @@ async def test_an_unreachable_jwks_is_unavailable_and_names_no_credentials() -> 
     assert info.value.grpc_status is Status.UNAVAILABLE
     assert "cannot load the JWKS from http://127.0.0.1:" in info.value.detail
     assert "hunter2" not in str(info.value) and "topsecret" not in str(info.value)
+    # right after a failed fetch, the next call is answered at once, with no new fetch
+    with pytest.raises(micro.Error) as again:
+        await verifier.verify(token)
+    assert again.value is info.value
 
 
 async def test_the_callers_token_is_forwarded_only_when_configured() -> None:
@@ -290,7 +294,15 @@ async def test_the_callers_token_is_forwarded_only_when_configured() -> None:
         )
 
 
-async def test_tokens_never_reach_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("wire", ["grpcio", "grpclib"])
+async def test_tokens_never_reach_logs_or_errors(
+    wire: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every record at DEBUG, the transports' libraries' included (hpack dumps headers)."""
+    from micro.transport import GrpcioTransport
+    from micro.transport.grpclib_impl import GrpclibTransport
+
+    transport = GrpcioTransport() if wire == "grpcio" else GrpclibTransport()
     caplog.set_level(logging.DEBUG)
     auth = Auth(JWTVerifier(secret=SECRET, issuer="tests"), rules())
     tokens = [
@@ -302,8 +314,8 @@ async def test_tokens_never_reach_logs_or_errors(caplog: pytest.LogCaptureFixtur
     ]
     texts: list[str] = []
     async with (
-        serving(Whoami(), auth=auth) as svc,
-        micro.Client(registry=svc.registry, token="") as client,
+        serving(Whoami(), auth=auth, transport=transport) as svc,
+        micro.Client(registry=svc.registry, token="", transport=transport) as client,
     ):
         stub = EchoClient("echo", client=client)
         failures = 0

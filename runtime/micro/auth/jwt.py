@@ -10,7 +10,8 @@ A JWKS is fetched on first use and kept ``jwks_ttl`` seconds; a token naming a `
 the set lacks triggers one early re-fetch, at most every ``jwks_min_refresh`` seconds (so
 forged ``kid`` values cannot make the service hammer the key server). A fetch takes at
 most ``jwks_timeout`` seconds and reads at most ``max_jwks_bytes``; when one fails the
-keys last fetched stay in use, and with none a call is answered UNAVAILABLE.
+keys last fetched stay in use, and with none a call is answered UNAVAILABLE (at once for
+a second after a failed fetch, so a down key server is not asked once per call).
 
 :class:`Generator` issues tokens (tests, scripts, ``micro`` tooling; a real deployment
 usually has an identity provider for that).
@@ -45,6 +46,8 @@ HMAC = ("HS256", "HS384", "HS512")
 RSA = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC = ("ES256", "ES384", "ES512")
 EDDSA = ("EdDSA",)
+#: seconds a JWKS that could not be loaded at all answers at once, before the next fetch
+FAILED_FETCH_PAUSE = 1.0
 
 
 def algorithms_for(key: Any) -> tuple[str, ...]:
@@ -156,6 +159,7 @@ class _JWKS:
         self._fetched = -float("inf")
         self._tried = -float("inf")
         self._lock = asyncio.Lock()
+        self._failure: errors.Error | None = None
 
     def _read(self) -> bytes:
         if self._remote:
@@ -194,20 +198,24 @@ class _JWKS:
             now = time.monotonic()
             if now - self._tried < self._min_refresh and self._keys:
                 return  # fetched (or tried) just now, maybe by a concurrent call
+            if self._failure is not None and now - self._tried < FAILED_FETCH_PAUSE:
+                raise self._failure  # no keys, and a fetch failed just now: do not pile on
             self._tried = now
             try:
                 async with asyncio.timeout(self._timeout + 1):
                     data = await asyncio.to_thread(self._read)
                 self._keys = self._parse(data)
                 self._fetched = time.monotonic()
+                self._failure = None
             except (OSError, ValueError, TimeoutError, urllib.error.URLError) as exc:
                 why = getattr(exc, "reason", None) or exc.__class__.__name__
                 if isinstance(exc, ValueError):
                     why = str(exc)
                 if not self._keys:
-                    raise errors.unavailable(
+                    self._failure = errors.unavailable(
                         "micro.auth", f"cannot load the JWKS from {self.label}: {why}"
-                    ) from None
+                    )
+                    raise self._failure from None
                 log.warning("JWKS %s: re-fetch failed (%s); keeping the last keys", self.label, why)
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
