@@ -48,7 +48,7 @@ from micro._requests import encoding_error, type_name, wrong_request
 from micro.context import outgoing_deadline, outgoing_metadata
 from micro.errors import CLIENT_ID, Error
 from micro.lookup import NodeCache
-from micro.metadata import Metadata, MetadataView, Pairs
+from micro.metadata import Metadata, MetadataView, Pairs, redacted
 from micro.registry import Node, Registry
 from micro.selector import Selector
 from micro.selector import from_env as selector_from_env
@@ -80,6 +80,13 @@ class ClientCall:
     metadata: Pairs = field(default_factory=list)
     deadline: float | None = None
     _outbound: OutboundCall | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:  # the metadata without credentials
+        return (
+            f"ClientCall(method={self.method.name!r}, service={self.service!r}, "
+            f"address={self.address!r}, metadata={redacted(self.metadata)!r}, "
+            f"deadline={self.deadline!r})"
+        )
 
     @property
     def headers(self) -> MetadataView | None:

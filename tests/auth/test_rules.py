@@ -48,3 +48,17 @@ def test_verify_raises_401_and_403_with_a_reason() -> None:
     assert rules.verify(Account("ada", scopes=("b", "a")), "echo", COLLECT).scopes == ("a", "b")
     with pytest.raises(ValueError, match="needs no scopes"):
         Rule("x", scopes=("a",), public=True)
+
+
+def test_reprs_of_metadata_contexts_and_calls_hide_credentials() -> None:
+    from micro.client import ClientCall
+    from micro.metadata import MetadataView
+    from tests.runtime.echo_kit import EchoRequest
+
+    pairs = [("authorization", "Bearer tok-123"), ("cookie", "s=tok-456"), ("tenant", "acme")]
+    view = MetadataView(pairs)
+    context = micro.Context(ECHO, metadata=view)
+    call = ClientCall(ECHO, "echo", None, EchoRequest(), list(pairs))
+    for text in (repr(view), repr(context), repr(call)):
+        assert "tok-" not in text and "<redacted>" in text and "acme" in text, text
+    assert view["authorization"] == "Bearer tok-123"  # only the repr hides it
