@@ -58,6 +58,13 @@ def test_call_and_stream_send_the_token_and_show_401_and_403(
     token_file.write_text(good + "\n")
     assert micro(cluster, *hello, MICRO_TOKEN_FILE=str(token_file)).returncode == 0
 
+    # micro token signs with the deployment's secret (MICRO_AUTH_SECRET_FILE, set here)
+    issued = micro(cluster, "token", "ada", "--scope", "stream.read", "--ttl", "60")
+    assert issued.returncode == 0, issued.stderr
+    minted = issued.stdout.strip()
+    assert micro(cluster, *hello, "--token", minted).returncode == 0
+    assert SECRET not in issued.stdout + issued.stderr
+
     count = ("stream", "shop", "Streamer.Count", '{"to": 2}')
     denied = micro(cluster, *count, "--token", good)
     assert denied.returncode == exits.EXIT_PERMISSION_DENIED, denied.stderr
@@ -67,6 +74,24 @@ def test_call_and_stream_send_the_token_and_show_401_and_403(
     streamed = micro(cluster, *count, "--token", streamer)
     assert streamed.returncode == 0, streamed.stderr
     assert len(streamed.stdout.splitlines()) == 2
+    assert micro(cluster, *count, "--token", minted).returncode == 0
+
+
+def test_micro_token_needs_exactly_one_key_and_reads_it_from_a_file(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MICRO_AUTH_SECRET_FILE", raising=False)
+    none = micro(cluster, "token", "ada")
+    assert none.returncode == exits.EXIT_USAGE
+    assert "give one of --secret-file" in one_line_error(none)
+    missing = micro(cluster, "token", "ada", "--secret-file", str(tmp_path / "nope"))
+    assert missing.returncode == exits.EXIT_USAGE
+    assert "cannot read the secret file" in one_line_error(missing)
+    not_a_key = tmp_path / "key.pem"
+    not_a_key.write_text("hello")
+    bad = micro(cluster, "token", "ada", "--key-file", str(not_a_key))
+    assert bad.returncode == exits.EXIT_USAGE, bad.stderr
+    assert "hello" not in one_line_error(bad)
 
 
 def test_publish_needs_a_token_the_subscribing_service_accepts(

@@ -350,6 +350,8 @@ class Generator:
             raise ValueError("Generator takes exactly one of secret= and key=")
         if secret is not None:
             self._key: Any = secret.encode() if isinstance(secret, str) else secret
+            if len(self._key) < 32:
+                raise ValueError("an HS256 secret needs at least 32 bytes")
             self._algorithm = algorithm or "HS256"
         else:
             if isinstance(key, str | bytes):
