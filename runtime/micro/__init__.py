@@ -4,7 +4,7 @@ Generated code uses exactly the names in ``docs/runtime-contract.md``; applicati
 mostly use :class:`Service`, :class:`Client`, :mod:`micro.errors` and :class:`Context`.
 """
 
-from micro import errors, sync
+from micro import auth, errors, sync
 from micro._config import ConfigError
 from micro.broker import Broker, Delivery, Message
 from micro.client import Client, ClientCall, ClientMiddleware, ClientNext, Reply
@@ -61,6 +61,7 @@ __all__ = [
     "SyncBidiStream",
     "SyncServerStream",
     "SyncStub",
+    "auth",
     "errors",
     "sync",
 ]

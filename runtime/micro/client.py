@@ -39,6 +39,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
+from micro import auth as auth_mod
 from micro import registry as registry_mod
 from micro import tls as tls_mod
 from micro import transport as transport_mod
@@ -48,7 +49,7 @@ from micro._requests import encoding_error, type_name, wrong_request
 from micro.context import outgoing_deadline, outgoing_metadata
 from micro.errors import CLIENT_ID, Error
 from micro.lookup import NodeCache
-from micro.metadata import Metadata, MetadataView, Pairs
+from micro.metadata import Metadata, MetadataView, Pairs, redacted
 from micro.registry import Node, Registry
 from micro.selector import Selector
 from micro.selector import from_env as selector_from_env
@@ -81,6 +82,13 @@ class ClientCall:
     metadata: Pairs = field(default_factory=list)
     deadline: float | None = None
     _outbound: OutboundCall | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:  # the metadata without credentials
+        return (
+            f"ClientCall(method={self.method.name!r}, service={self.service!r}, "
+            f"address={self.address!r}, metadata={redacted(self.metadata)!r}, "
+            f"deadline={self.deadline!r})"
+        )
 
     @property
     def headers(self) -> MetadataView | None:
@@ -126,6 +134,11 @@ class Client(AsyncClosing):
       ``False``: plaintext). A client with TLS calls only nodes that registered as TLS
       (never downgrading to a plaintext one); one without calls only plaintext nodes,
       and a service with TLS nodes only fails with an error saying what to set.
+    * ``token``: the bearer token every call carries as ``authorization`` (default:
+      ``MICRO_TOKEN``, or the file ``MICRO_TOKEN_FILE`` names; ``""``: none);
+    * ``forward_token``: inside a handler, send the token of the call being served
+      instead (default: ``MICRO_AUTH_FORWARD``, off; see :mod:`micro.auth` for why).
+      Explicit ``authorization`` metadata on a call wins over both.
 
     One HTTP/2 connection per node address is kept until :meth:`close`.
     """
@@ -142,6 +155,8 @@ class Client(AsyncClosing):
         cache_ttl: float = 1.0,
         transport: Transport | None = None,
         tls: TLSSetting = None,
+        token: str | None = None,
+        forward_token: bool | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -158,6 +173,10 @@ class Client(AsyncClosing):
         wire = transport if transport is not None else transport_mod.from_env()
         self._transport: ClientTransport = (
             wire.client() if resolved is None else wire.client(tls=resolved)
+        )
+        self._token = (auth_mod.client_token() if token is None else token) or None
+        self._forward_token = (
+            auth_mod.forward_from_env() if forward_token is None else forward_token
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -243,9 +262,18 @@ class Client(AsyncClosing):
             service=service,
             address=address,
             request=request,
-            metadata=outgoing_metadata(metadata),
+            metadata=self._credentials(
+                outgoing_metadata(metadata, forward_token=self._forward_token)
+            ),
             deadline=outgoing_deadline(timeout if timeout is not None else self._timeout),
         )
+
+    def _credentials(self, metadata: Pairs) -> Pairs:
+        """The client's own token, unless the call already carries one (explicit, or
+        forwarded): the one place where the client adds credentials."""
+        if self._token is not None and not any(k == "authorization" for k, _ in metadata):
+            metadata.append(("authorization", f"Bearer {self._token}"))
+        return metadata
 
     def _through_middleware(self, call: ClientCall, last: ClientNext) -> Awaitable[Any]:
         return chain(self._middleware, last)(call)
@@ -470,7 +498,7 @@ class Client(AsyncClosing):
 
         return BidiStream(opener, method=method)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never the token
         return f"Client(registry={self._registry!r}, selector={self._selector!r})"
 
 

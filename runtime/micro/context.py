@@ -6,8 +6,10 @@ variable, so tasks the handler spawns inherit it). Calls made through
 
 * inherit its deadline: the effective deadline is ``min(handler deadline, now + timeout)``;
 * propagate its request metadata, minus transport headers (pseudo-headers,
-  ``grpc-*``, ``te``, ``content-type``, ``user-agent``); metadata passed explicitly
-  to the call replaces inherited values for the same key.
+  ``grpc-*``, ``te``, ``content-type``, ``user-agent``) and minus ``authorization``
+  unless the client forwards tokens (``micro.Client(forward_token=True)``, see
+  :mod:`micro.auth`); metadata passed explicitly to the call replaces inherited values
+  for the same key.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import contextvars
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from micro.metadata import Metadata, MetadataView, Pairs, is_valid, to_pairs
 from micro.spec import AnyMethod
+
+if TYPE_CHECKING:
+    from micro.auth._types import Account
 
 __all__ = [
     "Context",
@@ -72,14 +78,16 @@ class Context:
     * ``metadata``: the request metadata (read-only, multi-valued);
     * ``deadline``: absolute :func:`time.monotonic` deadline, or ``None``;
     * ``peer``: the caller's ``host:port`` (``""`` if unknown);
-    * ``method``: the :class:`~micro.spec.Method` being served.
+    * ``method``: the :class:`~micro.spec.Method` being served;
+    * ``account``: the :class:`micro.auth.Account` the call's token proved, on a service
+      with auth (``None`` without auth, or on a public endpoint called without a token).
 
     Response metadata (``response``, a :class:`ResponseMetadata`): :meth:`set_header`
     (sent before the first response message) and :meth:`set_trailer` (sent with the
     status at the end).
     """
 
-    __slots__ = ("_peer", "deadline", "metadata", "method", "response")
+    __slots__ = ("_peer", "account", "deadline", "metadata", "method", "response")
 
     def __init__(
         self,
@@ -99,6 +107,7 @@ class Context:
         self.deadline = deadline
         self._peer = peer  # a callable is resolved on first use (servers look it up lazily)
         self.response = ResponseMetadata()
+        self.account: Account | None = None
 
     @property
     def peer(self) -> str:
@@ -165,12 +174,19 @@ def outgoing_deadline(timeout: float | None) -> float | None:
     return deadline
 
 
-def outgoing_metadata(metadata: Metadata | None) -> Pairs:
-    """Metadata for a call started now: the current request's (propagated) + ``metadata``."""
+#: the request metadata a handler's calls pass on only when told to (a bearer token)
+CREDENTIAL_KEYS = frozenset({"authorization"})
+
+
+def outgoing_metadata(metadata: Metadata | None, *, forward_token: bool = False) -> Pairs:
+    """Metadata for a call started now: the current request's (propagated) + ``metadata``.
+    The request's ``authorization`` is propagated only with ``forward_token``."""
     explicit = to_pairs(metadata)
     ctx = current()
     if ctx is None:
         return explicit
     override = {k for k, _ in explicit}
+    if not forward_token:
+        override |= CREDENTIAL_KEYS
     inherited = [(k, v) for k, v in ctx.metadata.pairs() if k not in override and is_valid(k, v)]
     return inherited + explicit

@@ -16,6 +16,7 @@ __all__ = [
     "Pairs",
     "is_transport_key",
     "is_valid",
+    "redacted",
     "to_pairs",
 ]
 
@@ -26,6 +27,15 @@ Pairs: TypeAlias = list[tuple[str, str | bytes]]
 
 #: headers owned by the transport; never propagated nor accepted as user metadata
 TRANSPORT_KEYS = frozenset({"te", "content-type", "user-agent", "grpc-timeout"})
+
+
+#: metadata whose values are credentials: shown as "<redacted>" in reprs
+CREDENTIAL_KEYS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def redacted(pairs: Iterable[tuple[str, str | bytes]]) -> list[tuple[str, str | bytes]]:
+    """``pairs`` for a repr or a log line: credential values replaced."""
+    return [(k, "<redacted>" if k.lower() in CREDENTIAL_KEYS else v) for k, v in pairs]
 
 
 _KEY_RE = re.compile(r"[0-9a-z_.\-]+")
@@ -119,4 +129,4 @@ class MetadataView(Mapping[str, str | bytes]):
         return list(self._pairs)
 
     def __repr__(self) -> str:
-        return f"MetadataView({list(self._pairs)!r})"
+        return f"MetadataView({redacted(self._pairs)!r})"

@@ -163,10 +163,23 @@ class Dispatcher:
     def __init__(self, *, name: str, middleware: Sequence[ServerMiddleware] = ()) -> None:
         self._name = name
         self._routes: dict[str, tuple[AnyMethod, object]] = {}
-        self._chain = chain(tuple(middleware), _invoke)
+        self._middleware = tuple(middleware)
+        self._builtin: tuple[ServerMiddleware, ...] = ()
+        self._chain = chain(self._middleware, _invoke)
         self.accepting: Callable[[AnyMethod], bool] = lambda method: True
         self.on_call_start: Callable[[AnyMethod], None] = lambda method: None
         self.on_call_end: Callable[[AnyMethod], None] = lambda method: None
+
+    def set_builtin(self, builtin: Sequence[ServerMiddleware]) -> None:
+        """Run ``builtin`` (the owner's own middleware, such as auth) outside the
+        middleware given at construction; replaces what an earlier call set."""
+        self._builtin = tuple(builtin)
+        self._chain = chain((*self._builtin, *self._middleware), _invoke)
+
+    @property
+    def middleware(self) -> tuple[ServerMiddleware, ...]:
+        """Every middleware calls run through, the built-in ones first."""
+        return (*self._builtin, *self._middleware)
 
     def add(self, spec: ServiceSpec, handler: object) -> None:
         for method in spec.methods:

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from micro import auth as auth_mod
 from micro import broker as broker_mod
 from micro import registry as registry_mod
 from micro import selector as selector_mod
@@ -40,6 +41,7 @@ from micro._config import ConfigError
 from micro._tasks import stop_if_cancelled
 from micro.address import advertised_host, format_address, parse_address
 from micro.broker import Broker, BrokerError, Subscription
+from micro.broker.embedded import EmbeddedBroker
 from micro.events import Event, EventHandler
 from micro.health import HEALTH_SPEC, HealthHandler, ServingStatus
 from micro.reflection import REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC, ReflectionHandler
@@ -107,9 +109,11 @@ class Service:
     """A named service: ``handle()`` handlers, then ``async with`` / ``run()`` it.
 
     ``registry`` and ``broker`` default to the process's (``MICRO_REGISTRY``,
-    ``MICRO_BROKER``), ``transport`` to ``MICRO_TRANSPORT`` (grpclib), ``tls`` (a
+    ``MICRO_BROKER``), ``transport`` to ``MICRO_TRANSPORT`` (grpcio), ``tls`` (a
     :class:`micro.tls.TLS`; ``False``: plaintext) to the ``MICRO_TLS_*`` variables. A TLS
-    node says so in its registry node metadata (``"tls": "true"``)."""
+    node says so in its registry node metadata (``"tls": "true"``). ``auth``
+    (:class:`micro.auth.Auth`) defaults to what ``MICRO_AUTH_*`` configure, read at
+    start (none: no auth); ``auth=False`` turns it off whatever the environment says."""
 
     def __init__(
         self,
@@ -128,6 +132,7 @@ class Service:
         broker: Broker | None = None,
         transport: Transport | None = None,
         tls: TLSSetting = None,
+        auth: auth_mod.Auth | bool | None = None,
     ) -> None:
         if not name:
             raise ValueError("a service needs a name")
@@ -141,6 +146,10 @@ class Service:
         self._registry = registry
         self._broker = broker
         self._wire = transport if transport is not None else transport_mod.from_env()
+        if auth is True:
+            raise TypeError("auth takes a micro.auth.Auth, None (from the environment) or False")
+        self._auth_setting = auth
+        self.auth: auth_mod.Auth | None = None  # resolved at start
         self._subscribers: list[tuple[Event[Any], EventHandler[Any], str | None]] = []
         self._subscriptions: list[Subscription] = []
         self._on_start = list(on_start)
@@ -289,10 +298,26 @@ class Service:
             if self._broker is None:
                 broker_mod.check_env()
             self.registry  # noqa: B018 - builds the registry from MICRO_REGISTRY
+            setting = self._auth_setting
+            self.auth = (
+                auth_mod.from_env()
+                if setting is None
+                else setting
+                if isinstance(setting, auth_mod.Auth)
+                else None
+            )
         except ConfigError as exc:
             raise ConfigError(f"{self.name}: {exc}") from None
         except ImportError as exc:  # an optional backend's extra is not installed
             raise ConfigError(f"{self.name}: backend unavailable: {exc}") from None
+
+    def _builtin_middleware(self) -> list[ServerMiddleware]:
+        """The service's own server middleware, outside the user's: auth, when on. The one
+        place where built-in middleware is installed (at start, after the settings are read)."""
+        builtin: list[ServerMiddleware] = []
+        if self.auth is not None:
+            builtin.append(auth_mod.middleware(self.auth, self.name))
+        return builtin
 
     def _warn_stray_methods(self) -> None:
         """A handler method with a typo (``ecoh``) would leave its rpc answering
@@ -321,6 +346,7 @@ class Service:
         if self._transport is not None:
             raise RuntimeError("the service is already started")
         self._check_config()
+        self._dispatcher.set_builtin(self._builtin_middleware())
         self._warn_stray_methods()
         try:
             tls = tls_mod.resolve(self._tls_setting)
@@ -367,10 +393,20 @@ class Service:
 
     async def _subscribe_all(self) -> None:
         for event, handler, queue in self._subscribers:
+            broker = self.broker
             try:
-                subscription = await self.broker.subscribe(
-                    event.topic, event.handler(handler), queue=queue, durable=event.durable
-                )
+                if isinstance(broker, EmbeddedBroker):  # hand-overs are calls
+                    subscription: Subscription = await broker.subscribe(
+                        event.topic,
+                        event.handler(handler),
+                        queue=queue,
+                        durable=event.durable,
+                        middleware=self._dispatcher.middleware,
+                    )
+                else:
+                    subscription = await broker.subscribe(
+                        event.topic, event.handler(handler), queue=queue, durable=event.durable
+                    )
             except BrokerError as exc:
                 raise StartError(f"{self.name}: cannot subscribe to {event.topic}: {exc}") from exc
             self._subscriptions.append(subscription)

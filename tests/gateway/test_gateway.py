@@ -394,6 +394,33 @@ def test_allowed_and_prefixed_headers_become_metadata(http: httpx.Client) -> Non
     assert not {"cookie", "x-other", "host", "micro-meta-tenant"} & set(metadata)
 
 
+def test_a_prefixed_header_cannot_forge_authorization_or_an_allowlisted_name(
+    http: httpx.Client,
+) -> None:
+    """`Micro-Meta-Authorization` used to arrive as `authorization`, ahead of the real header."""
+    for forged, key in (
+        ("Micro-Meta-Authorization", "authorization"),
+        ("micro-meta-AUTHORIZATION", "authorization"),
+        ("Micro-Meta-X-Request-Id", "x-request-id"),
+        ("Micro-Meta-X-Extra", "x-extra"),
+        ("Micro-Meta-Micro-Error", "micro-error"),
+    ):
+        body = error(
+            http.post(
+                "/v1/inspect",
+                json={},
+                headers={forged: "Bearer forged", "Authorization": "Bearer real"},
+            ),
+            400,
+        )
+        assert body["detail"].startswith(f"header {forged.lower()!r} may not set {key!r}")
+        assert "forged" not in body["detail"] and "real" not in body["detail"]
+    metadata = ok(http.post("/v1/inspect", json={}, headers={"Authorization": "Bearer real"}))[
+        "metadata"
+    ]
+    assert metadata["authorization"] == "Bearer real"
+
+
 def test_response_metadata_becomes_headers(http: httpx.Client) -> None:
     got = http.get("/v1/shelves/1/books/2")
     assert got.status_code == 200

@@ -23,3 +23,19 @@ def test_without_a_prefix_nothing_is_copied() -> None:
     """Else a service could set Set-Cookie or Content-Type on the gateway's answers."""
     view = MetadataView([("set-cookie", "session=1")])
     assert HeaderPolicy(prefix="").response(view, view) == []
+
+
+def test_a_prefixed_header_never_sets_a_reserved_or_allowlisted_name() -> None:
+    import pytest
+
+    from micro.gateway.errors import HttpError
+
+    policy = HeaderPolicy(allow=frozenset({"authorization", "x-extra"}))
+    assert policy.metadata([("Micro-Meta-Tenant", "acme"), ("Authorization", "Bearer a")]) == [
+        ("tenant", "acme"),
+        ("authorization", "Bearer a"),
+    ]
+    for name in ("Micro-Meta-Authorization", "Micro-Meta-X-Extra", "Micro-Meta-Cookie"):
+        with pytest.raises(HttpError) as info:
+            policy.metadata([(name, "Bearer forged")])
+        assert info.value.code == 400 and "forged" not in info.value.detail

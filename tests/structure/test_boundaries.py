@@ -118,6 +118,15 @@ def test_the_framework_base_needs_no_protobuf_and_no_extra() -> None:
     } == set()
 
 
+@pytest.mark.parametrize("library", ["jwt", "cryptography"])
+def test_only_the_jwt_verifier_imports_pyjwt_and_the_rest_reaches_it_inside_functions(
+    library: str,
+) -> None:
+    """The `auth` extra: `import micro` (and a service without JWT settings) needs no pyjwt."""
+    assert importers_of(library) == {"micro.auth.jwt"}
+    assert _top_level_importers("micro.auth.jwt") == set()
+
+
 def test_import_micro_imports_no_operations_module() -> None:
     edges = graph()
     seen: set[str] = set()

@@ -68,7 +68,10 @@ BrokerFactory = Callable[[Mapping[str, str]], Broker]
 
 
 def _embedded(environ: Mapping[str, str]) -> Broker:
-    return EmbeddedBroker(tls=TLS.from_env(environ) or False)
+    from micro.auth import client_token
+
+    # MICRO_TLS_* and MICRO_TOKEN(_FILE), as for any service and client
+    return EmbeddedBroker(tls=TLS.from_env(environ) or False, token=client_token(environ) or "")
 
 
 def _seconds(environ: Mapping[str, str], key: str, default: float) -> float:

@@ -20,6 +20,12 @@ published while no subscriber is up is dropped; a handler that raises is logged 
 message is not redelivered (``ack``/``nack`` are no-ops); messages queued in a process
 that dies are lost. A queue-group member that refuses the hand-over (gone, shutting
 down) is skipped for another member. Topics are exact names (no wildcards).
+
+A hand-over from another process is a call like any other: a subscription made by a
+:class:`micro.Service` runs that service's middleware, its auth included, on every
+hand-over addressed to it (``subscribe(..., middleware=...)``), so with auth on, a
+forged envelope without a valid token never reaches the subscriber. The publishing
+side's broker client sends ``token`` (default ``MICRO_TOKEN``), as any client does.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from micro import errors
 from micro import registry as registry_mod
@@ -36,13 +44,14 @@ from micro import tls as tls_mod
 from micro import transport as transport_mod
 from micro._builtin.micro.broker.v1 import Delivered, Envelope
 from micro._builtin.micro.broker.v1.broker_micro import BROKER_DELIVER, BROKER_SPEC
+from micro._chain import chain
 from micro.address import format_address
 from micro.broker._types import Delivery, Handler, Message, check_topic, run_handler
 from micro.client import Client
 from micro.context import Context
 from micro.errors import Error
 from micro.registry import DEFAULT_TTL, Node, Registry, ServiceRecord
-from micro.server import Dispatcher
+from micro.server import Dispatcher, HandlerCall, HandlerNext, ServerMiddleware
 from micro.status import Status
 from micro.transport import ServerTransport, Transport
 
@@ -64,9 +73,15 @@ def topic_service(topic: str) -> str:
 
 class _Subscription:
     def __init__(
-        self, broker: EmbeddedBroker, topic: str, handler: Handler, queue: str | None
+        self,
+        broker: EmbeddedBroker,
+        topic: str,
+        handler: Handler,
+        queue: str | None,
+        middleware: Sequence[ServerMiddleware] = (),
     ) -> None:
         self.id = f"sub-{uuid.uuid4()}"
+        self.middleware = tuple(middleware)
         self._broker = broker
         self._topic = topic
         self._queue = queue
@@ -124,7 +139,8 @@ class EmbeddedBroker:
     reachable one only if the registry spans machines); ``timeout``: per hand-over;
     ``transport``: the gRPC implementation of the hand-over, both ways (default:
     ``MICRO_TRANSPORT``); ``tls``: TLS settings of the hand-over, both ways (default: the
-    ``MICRO_TLS_*`` variables, ``False``: plaintext)."""
+    ``MICRO_TLS_*`` variables, ``False``: plaintext); ``token``: the bearer token
+    hand-overs carry (default: ``MICRO_TOKEN``, as for any :class:`micro.Client`)."""
 
     def __init__(
         self,
@@ -135,9 +151,11 @@ class EmbeddedBroker:
         timeout: float = 10.0,
         transport: Transport | None = None,
         tls: tls_mod.TLSSetting = None,
+        token: str | None = None,
     ) -> None:
         self._registry = registry
         self._tls = tls_mod.resolve(tls)
+        self._token = token
         self._transport = transport if transport is not None else transport_mod.from_env()
         self._host = host
         self._ttl = ttl
@@ -163,6 +181,7 @@ class EmbeddedBroker:
                 retries=0,
                 transport=self._transport,
                 tls=self._tls if self._tls is not None else False,
+                token=self._token,
             )
         return self._client
 
@@ -173,7 +192,7 @@ class EmbeddedBroker:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._address is None:
-                dispatcher = Dispatcher(name="micro.broker")
+                dispatcher = Dispatcher(name="micro.broker", middleware=[self._guard])
                 dispatcher.add(BROKER_SPEC, _Receiver(self))
                 routes, dispatch = dispatcher.routes, dispatcher.dispatch
                 server = (
@@ -198,6 +217,13 @@ class EmbeddedBroker:
                         str(exc) or type(exc).__name__,
                     )
 
+    async def _guard(self, call: HandlerCall, next: HandlerNext) -> Any:
+        """A hand-over runs the middleware of the subscription it is addressed to."""
+        sub = self._subs.get(getattr(call.request, "subscription", ""))
+        if sub is None or not sub.middleware:
+            return await next(call)
+        return await chain(sub.middleware, next)(call)
+
     async def _enqueue(self, subscription: str, message: Message) -> bool:
         sub = self._subs.get(subscription)
         if sub is None or not sub.active:
@@ -212,12 +238,15 @@ class EmbeddedBroker:
         *,
         queue: str | None = None,
         durable: bool = False,
+        middleware: Sequence[ServerMiddleware] = (),
     ) -> _Subscription:
+        """Subscribe ``handler``; ``middleware`` (a service's) runs on every hand-over
+        from another process addressed to this subscription."""
         check_topic(topic)
         if durable:
             self._warn_durable()
         address = await self._listen()
-        sub = _Subscription(self, topic, handler, queue or None)
+        sub = _Subscription(self, topic, handler, queue or None, middleware)
         sub.worker = asyncio.create_task(sub.run())
         self._subs[sub.id] = sub
         await self.registry.register(sub.record(address), ttl=self._ttl)
@@ -252,7 +281,9 @@ class EmbeddedBroker:
 
     async def deliver(self, message: Message, *, durable: bool = False) -> int:
         """:meth:`publish`, returning how many subscriptions (a queue group counts once)
-        took the message: this broker knows, so 0 means it was dropped."""
+        took the message: this broker knows, so 0 means it was dropped. A subscriber's
+        service refusing the token (UNAUTHENTICATED / PERMISSION_DENIED) raises that
+        error, once every other subscriber had its hand-over."""
         check_topic(message.topic)
         if durable:
             self._warn_durable()
@@ -283,8 +314,13 @@ class EmbeddedBroker:
                 targets.append([node])
         for members in groups.values():
             targets.append(random.sample(members, len(members)))
-        taken = await asyncio.gather(*(self._hand_over(message, members) for members in targets))
-        return sum(taken)
+        taken = await asyncio.gather(
+            *(self._hand_over(message, members) for members in targets), return_exceptions=True
+        )
+        for result in taken:  # a refused token is the publisher's to know, not a drop
+            if isinstance(result, BaseException):
+                raise result
+        return sum(1 for result in taken if result is True)
 
     async def _hand_over(self, message: Message, members: list[Node]) -> bool:
         """Give ``message`` to the first of ``members`` that takes it."""
@@ -304,6 +340,8 @@ class EmbeddedBroker:
                 )
                 return True
             except Error as exc:
+                if exc.grpc_status in (Status.UNAUTHENTICATED, Status.PERMISSION_DENIED):
+                    raise
                 if exc.grpc_status is not Status.UNAVAILABLE:
                     log.warning("embedded broker: delivery to %s failed: %s", node.address, exc)
                     return False

@@ -27,6 +27,7 @@ COMMANDS = {
     "stream": "micro.cli.call:stream",
     "publish": "micro.cli.publish:publish",
     "api": "micro.cli.api:api",
+    "token": "micro.cli.token:token",
 }
 #: the entry-point group through which other packages add subcommands
 ENTRY_POINTS = "micro.commands"

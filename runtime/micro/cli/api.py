@@ -9,6 +9,7 @@ import click
 from micro import tls as tls_mod
 from micro._config import ConfigError
 from micro.address import parse_address
+from micro.auth import from_env as auth_from_env
 from micro.cli.exits import CliError, UsageFailure
 from micro.cli.ops import emit, options_from, registry_options, run, table
 from micro.gateway.headers import DEFAULT_ALLOW, DEFAULT_PREFIX, HeaderPolicy
@@ -127,11 +128,16 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         max_timeout=kwargs["max_timeout"],
     )
     https = _https(kwargs)
+    try:
+        auth = auth_from_env()  # MICRO_AUTH_*: the gateway checks before it calls
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
     config = GatewayConfig(
         headers=policy,
         max_body=kwargs["max_body"],
         cors_origins=tuple(kwargs["cors_origins"]),
         tls=options.tls(),
+        auth=auth,
     )
     registry = options.open_registry()
     try:

@@ -32,6 +32,7 @@ from micro.cli.ops import (
     parse_metadata,
     registry_options,
     run,
+    token_option,
 )
 from micro.dynamic import Descriptors, DynamicMethod, NotFound, Reflection, Target
 
@@ -71,6 +72,7 @@ class CallArgs:
     address: str | None
     timeout: float
     metadata: list[tuple[str, str]]
+    token: str | None = None
 
 
 @asynccontextmanager
@@ -80,7 +82,7 @@ async def _resolved(
     """A client, the endpoint's DynamicMethod and where to call it."""
     target = Target(service=None if args.address else args.service, address=args.address)
     registry = None if args.address else options.open_registry()
-    client = micro.Client(registry=registry, retries=2, tls=options.tls())
+    client = micro.Client(registry=registry, retries=2, tls=options.tls(), token=args.token)
     try:
         async with asyncio.timeout(args.timeout + SETUP_SLACK):
             async with Reflection(client, target, timeout=args.timeout) as reflection:
@@ -130,6 +132,7 @@ def call_options(func: Callable[..., None]) -> Callable[..., None]:
         click.option(
             "--metadata", "-m", multiple=True, help="KEY=VALUE request metadata (repeatable)."
         ),
+        token_option,
         registry_options,
     ]
     for decorator in reversed(decorators):
@@ -162,6 +165,7 @@ def _call_args(words: tuple[str, ...], kwargs: dict[str, Any]) -> tuple[Options,
         address=kwargs["address"],
         timeout=kwargs["timeout"],
         metadata=parse_metadata(kwargs["metadata"]),
+        token=kwargs["token"] or None,
     )
     return options, args
 

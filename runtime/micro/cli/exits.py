@@ -12,8 +12,10 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_INVALID_FIELD",
     "EXIT_INVALID_JSON",
+    "EXIT_PERMISSION_DENIED",
     "EXIT_REMOTE_ERROR",
     "EXIT_TIMEOUT",
+    "EXIT_UNAUTHENTICATED",
     "EXIT_UNKNOWN_ENDPOINT",
     "EXIT_UNKNOWN_SERVICE",
     "EXIT_UNREACHABLE",
@@ -22,8 +24,10 @@ __all__ = [
     "InvalidField",
     "InvalidJson",
     "OneLineError",
+    "PermissionDenied",
     "RemoteError",
     "TimedOut",
+    "Unauthenticated",
     "UnknownEndpoint",
     "UnknownService",
     "Unreachable",
@@ -39,6 +43,8 @@ EXIT_INVALID_FIELD = 6
 EXIT_TIMEOUT = 7
 EXIT_REMOTE_ERROR = 8
 EXIT_UNREACHABLE = 9
+EXIT_UNAUTHENTICATED = 10  # 401: no token, or one the service does not accept
+EXIT_PERMISSION_DENIED = 11  # 403: the token's account lacks a scope the endpoint needs
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
@@ -93,6 +99,18 @@ class RemoteError(OneLineError):
     """The service answered with an error (a micro.errors.Error or a gRPC status)."""
 
     exit_code = EXIT_REMOTE_ERROR
+
+
+class Unauthenticated(RemoteError):
+    """401 / UNAUTHENTICATED: no token, or one the service refused (expired, bad signature)."""
+
+    exit_code = EXIT_UNAUTHENTICATED
+
+
+class PermissionDenied(RemoteError):
+    """403 / PERMISSION_DENIED: the token is valid, its account lacks a scope."""
+
+    exit_code = EXIT_PERMISSION_DENIED
 
 
 class Unreachable(OneLineError):

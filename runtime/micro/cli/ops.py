@@ -30,8 +30,10 @@ from micro.cli.exits import (
     CliError,
     InvalidField,
     InvalidJson,
+    PermissionDenied,
     RemoteError,
     TimedOut,
+    Unauthenticated,
     UnknownEndpoint,
     UnknownService,
     Unreachable,
@@ -197,10 +199,18 @@ def classify(exc: micro.Error) -> CliError:
             return TimedOut(f"timed out: {exc.detail}")
         if exc.grpc_status is Status.UNAVAILABLE:
             return Unreachable(exc.detail or "service unavailable")
-    return RemoteError(
-        f"remote error: id={exc.id} code={exc.code} status={json.dumps(exc.status)} "
+    described = (
+        f"id={exc.id} code={exc.code} status={json.dumps(exc.status)} "
         f"detail={json.dumps(exc.detail)}"
     )
+    if exc.grpc_status is Status.UNAUTHENTICATED:
+        return Unauthenticated(
+            f"unauthenticated (401; pass --token or set MICRO_TOKEN / MICRO_TOKEN_FILE): "
+            f"{described}"
+        )
+    if exc.grpc_status is Status.PERMISSION_DENIED:
+        return PermissionDenied(f"permission denied (403; the token lacks a scope): {described}")
+    return RemoteError(f"remote error: {described}")
 
 
 def emit(options: Options, text: str, data: object) -> None:
@@ -233,6 +243,16 @@ def parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidJson(f"invalid JSON: {exc}") from None
+
+
+def token_option(func: Callable[..., None]) -> Callable[..., None]:
+    """``--token`` (env ``MICRO_TOKEN``; ``MICRO_TOKEN_FILE`` names a file holding it)."""
+    return click.option(
+        "--token",
+        envvar="MICRO_TOKEN",
+        help="Bearer token sent as 'authorization'. Env: MICRO_TOKEN (or a file named by "
+        "MICRO_TOKEN_FILE, which keeps it out of the process list).",
+    )(func)
 
 
 def parse_metadata(pairs: tuple[str, ...]) -> list[tuple[str, str]]:

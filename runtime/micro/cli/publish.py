@@ -16,7 +16,15 @@ from micro.broker import JSON, BrokerError, Message, check_topic
 from micro.broker import from_env as broker_from_env
 from micro.broker.embedded import EmbeddedBroker
 from micro.cli.exits import InvalidField, Unreachable, UsageFailure
-from micro.cli.ops import emit, options_from, parse_json, parse_metadata, registry_options, run
+from micro.cli.ops import (
+    emit,
+    options_from,
+    parse_json,
+    parse_metadata,
+    registry_options,
+    run,
+    token_option,
+)
 
 __all__ = ["publish"]
 
@@ -36,6 +44,7 @@ __all__ = ["publish"]
 )
 @click.option("--durable", is_flag=True, help="Publish on the broker's durable path.")
 @click.option("--metadata", "-m", multiple=True, help="KEY=VALUE event metadata (repeatable).")
+@token_option
 @registry_options
 def publish(
     topic: str,
@@ -44,6 +53,7 @@ def publish(
     broker_address: str | None,
     durable: bool,
     metadata: tuple[str, ...],
+    token: str | None,
     **kwargs: Any,
 ) -> None:
     """Publish the JSON MESSAGE on TOPIC.
@@ -61,7 +71,11 @@ def publish(
         raise InvalidField(f"an event must be a JSON object, got {type(data).__name__}")
     pairs = dict(parse_metadata(metadata))
     environ = options.environ()
-    for key, value in (("MICRO_BROKER", broker), ("MICRO_BROKER_ADDRESS", broker_address)):
+    for key, value in (
+        ("MICRO_BROKER", broker),
+        ("MICRO_BROKER_ADDRESS", broker_address),
+        ("MICRO_TOKEN", token),
+    ):
         if value is not None:
             environ[key] = value
     try:

@@ -25,6 +25,7 @@ from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 import micro
+from micro import auth as auth_mod
 from micro import registry as registry_mod
 from micro.dynamic import DynamicMethod
 from micro.gateway.catalog import Catalog
@@ -50,6 +51,8 @@ class GatewayConfig:
     resync: float = 30.0
     #: TLS of the calls to services (micro.tls: None from MICRO_TLS_*, False plaintext)
     tls: TLSSetting = None
+    #: checked before any call: the same rules as a service's (401 / 403 from the gateway)
+    auth: auth_mod.Auth | None = None
 
 
 def _signatures(records: Sequence[micro.ServiceRecord]) -> dict[str, tuple[object, ...]]:
@@ -66,8 +69,11 @@ class Gateway:
     def __init__(self, registry: micro.Registry, config: GatewayConfig) -> None:
         self.config = config
         self.registry = registry
-        self.client = micro.Client(registry=registry, tls=config.tls)
-        self.catalog = Catalog(self.client)
+        # calls carry only the HTTP request's own Authorization: the gateway never lends
+        # its token (MICRO_TOKEN, for reflection behind auth) to an anonymous request
+        self.client = micro.Client(registry=registry, tls=config.tls, token="")
+        self._reflection_client = micro.Client(registry=registry, tls=config.tls)
+        self.catalog = Catalog(self._reflection_client)
         self.table = RouteTable()
         self._signatures: dict[str, tuple[object, ...]] = {}
         self._follower: asyncio.Task[None] | None = None
@@ -125,6 +131,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
         await self.catalog.close()
+        await self._reflection_client.close()
         await self.client.close()
 
     # -- requests ----------------------------------------------------------------------
@@ -181,6 +188,8 @@ class Gateway:
         policy = self.config.headers
         timeout = policy.timeout(request.headers.get(TIMEOUT_HEADER))
         metadata = policy.metadata(request.headers.items())
+        if self.config.auth is not None:
+            await self._authorize(self.config.auth, route, metadata)
         method = await self.catalog.method(
             route.service, route.grpc_path, self._signatures.get(route.service, ())
         )
@@ -217,6 +226,16 @@ class Gateway:
             method.method, message, service=route.service, timeout=timeout, metadata=metadata
         )
         return self._answer(method, route, reply)
+
+    async def _authorize(
+        self, auth: auth_mod.Auth, route: Route, metadata: list[tuple[str, str]]
+    ) -> None:
+        """The gateway's own check of the route's endpoint, before reflection or a call."""
+        try:
+            await auth.check(route.service, _RouteEndpoint(route), micro.MetadataView(metadata))
+        except micro.Error as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.code == 401 else {}
+            raise HttpError(exc.code, exc.detail, headers=headers) from None
 
     def _answer(self, method: DynamicMethod, route: Route, reply: micro.Reply[Message]) -> Response:
         answer = JSONResponse(reply_json(method, reply.message, route.response_body))
@@ -320,6 +339,21 @@ class Gateway:
         )
         response.raw_headers.extend(self._metadata(replies.headers))
         return response
+
+
+@dataclass(frozen=True)
+class _RouteEndpoint:
+    """A route's endpoint as auth rules see it (the registry name and the gRPC path)."""
+
+    route: Route
+
+    @property
+    def name(self) -> str:
+        return self.route.endpoint
+
+    @property
+    def path(self) -> str:
+        return self.route.grpc_path
 
 
 def _error_response(exc: HttpError) -> Response:

@@ -3,7 +3,10 @@
 * Headers named in the allowlist (default :data:`DEFAULT_ALLOW`) pass as metadata under
   their own (lower-case) name.
 * Headers starting with the prefix (default `Micro-Meta-`) pass with the prefix removed:
-  `Micro-Meta-Tenant: acme` arrives as metadata `tenant: acme`.
+  `Micro-Meta-Tenant: acme` arrives as metadata `tenant: acme`. A prefixed header may
+  not name what only its own header sets (`authorization`, the allowlisted names,
+  `micro-*`): `Micro-Meta-Authorization` is a 400, so no client forges an identity or
+  a request id past the real header.
 * Nothing else does (no Host, Cookie, Content-Length, ...).
 * `Micro-Timeout: SECONDS` (a positive decimal) sets the call's deadline; without it the
   gateway's default timeout applies. It is capped by the gateway's maximum.
@@ -29,6 +32,9 @@ from micro.metadata import MetadataView, is_valid
 __all__ = ["DEFAULT_ALLOW", "DEFAULT_PREFIX", "TIMEOUT_HEADER", "TRAILER_PREFIX", "HeaderPolicy"]
 
 DEFAULT_ALLOW = ("authorization", "x-request-id", "traceparent", "tracestate")
+#: metadata names a prefixed header never sets (besides the allowlist): credentials, ours
+RESERVED = frozenset({"authorization", "cookie", "proxy-authorization"})
+RESERVED_PREFIX = "micro-"
 DEFAULT_PREFIX = "micro-meta-"
 TIMEOUT_HEADER = "micro-timeout"
 TRAILER_PREFIX = "micro-trailer-"
@@ -47,6 +53,13 @@ class HeaderPolicy:
             key = name.lower()
             if self.prefix and key.startswith(self.prefix):
                 key = key[len(self.prefix) :]
+                if key in self.allow or key in RESERVED or key.startswith(RESERVED_PREFIX):
+                    raise HttpError(
+                        400,
+                        f"header {name!r} may not set {key!r} metadata: the name is "
+                        "reserved (authorization and allowlisted headers pass only as "
+                        "themselves)",
+                    )
             elif key not in self.allow:
                 continue
             if not is_valid(key, value):

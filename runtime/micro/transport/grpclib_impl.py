@@ -39,6 +39,19 @@ from micro.transport.base import Dispatch
 
 __all__ = ["GrpclibClientTransport", "GrpclibServerTransport", "GrpclibTransport"]
 
+
+class _NoHeaderDumps(logging.Filter):
+    """hpack logs every header it encodes or decodes at DEBUG, values included, so a
+    process logging at DEBUG would write each call's bearer token: those records are
+    dropped (hpack's warnings and errors pass)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+for _hpack_logger in ("hpack.hpack", "hpack.table"):
+    logging.getLogger(_hpack_logger).addFilter(_NoHeaderDumps())
+
 log = logging.getLogger(__name__)
 
 _CARDINALITY = {
