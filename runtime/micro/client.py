@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from micro import registry as registry_mod
+from micro import telemetry
 from micro import transport as transport_mod
 from micro._aclosing import AsyncClosing
 from micro._chain import chain
@@ -108,6 +109,12 @@ ClientNext: TypeAlias = Callable[[ClientCall], Awaitable[Any]]
 ClientMiddleware: TypeAlias = Callable[[ClientCall, ClientNext], Awaitable[Any]]
 
 
+def _builtin_middleware() -> tuple[ClientMiddleware, ...]:
+    """The client middleware micro installs itself, outermost first, before the user's:
+    telemetry (none when it is off)."""
+    return telemetry.client_middleware()
+
+
 class Client(AsyncClosing):
     """Calls services by registry name (or static address) over gRPC.
 
@@ -142,7 +149,7 @@ class Client(AsyncClosing):
         self._selector: Selector = selector if selector is not None else selector_from_env()
         self._retries = retries
         self._backoff = backoff
-        self._middleware = tuple(middleware)
+        self._middleware = (*_builtin_middleware(), *middleware)
         self._timeout = timeout
         self._cache_ttl = cache_ttl
         self._nodes = NodeCache(lambda: self.registry, cache_ttl)
@@ -254,6 +261,10 @@ class Client(AsyncClosing):
                 if call.deadline is not None and time.monotonic() + delay >= call.deadline:
                     raise
                 tried.add(address)
+                if telemetry.metrics.active is not None:
+                    telemetry.metrics.active.retries.child(
+                        call.service or "-", call.method.name
+                    ).inc()
                 if call.service is not None:
                     self._nodes.invalidate(call.service)
                 attempt += 1

@@ -34,6 +34,7 @@ from typing import Any, Self, TypeVar
 from micro import broker as broker_mod
 from micro import registry as registry_mod
 from micro import selector as selector_mod
+from micro import telemetry
 from micro import transport as transport_mod
 from micro._config import ConfigError
 from micro._tasks import stop_if_cancelled
@@ -90,6 +91,12 @@ def _endpoint(method: AnyMethod) -> Endpoint:
     )
 
 
+def _builtin_middleware(name: str) -> tuple[ServerMiddleware, ...]:
+    """The server middleware micro installs itself, outermost first, before the user's:
+    telemetry (none when it is off)."""
+    return telemetry.server_middleware(name)
+
+
 async def _run_hooks(hooks: Sequence[Hook], service: Service) -> None:
     for hook in hooks:
         result = hook(service)
@@ -143,7 +150,9 @@ class Service:
         self.id = f"{name}-{uuid.uuid4()}"
         self._specs: list[ServiceSpec] = []
         self._handlers: list[tuple[ServiceSpec, object]] = []
-        self._dispatcher = Dispatcher(name=name, middleware=middleware)
+        self._dispatcher = Dispatcher(
+            name=name, middleware=(*_builtin_middleware(name), *middleware)
+        )
         self._dispatcher.accepting = self._accepting
         self._dispatcher.on_call_start = self._call_started
         self._dispatcher.on_call_end = self._call_ended
@@ -244,7 +253,13 @@ class Service:
         return ServiceRecord(
             name=self.name,
             version=self.version,
-            nodes=(Node(id=self.id, address=self.address, metadata=self.metadata),),
+            nodes=(
+                Node(
+                    id=self.id,
+                    address=self.address,
+                    metadata={**self.metadata, **telemetry.node_metadata()},
+                ),
+            ),
             endpoints=tuple(_endpoint(m) for spec in self._specs for m in spec.methods),
             metadata=self.metadata,
         )
