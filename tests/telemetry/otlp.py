@@ -64,7 +64,7 @@ class Receiver:
             self._spans.extend(found)
 
 
-class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
 
@@ -78,7 +78,9 @@ def receiver() -> Iterator[Receiver]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     port = server.add_insecure_port("127.0.0.1:0")
     got = Receiver(f"http://127.0.0.1:{port}")
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(got), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        _Servicer(got), server
+    )
     server.start()
     try:
         yield got
