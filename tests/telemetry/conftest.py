@@ -27,3 +27,7 @@ def spans() -> InMemorySpanExporter:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     telemetry.configure(tracer_provider=provider)
     return exporter
+
+
+# a real nats-server (NATS_URL, or one of this module's own), for the NATS trace tests
+from tests.nats.conftest import nats_url  # noqa: E402, F401
