@@ -1,7 +1,8 @@
 """One trace across real processes: HTTP -> gateway -> front -> back -> event -> front.
 
 Every process exports through the OpenTelemetry SDK, configured only by the standard
-OTEL_* variables, over OTLP/gRPC to a receiver in the test process."""
+OTEL_* variables, over OTLP/gRPC to a receiver in the test process. The gateway serves
+/metrics too (MICRO_METRICS_ADDRESS), scraped at the end."""
 
 from __future__ import annotations
 
@@ -9,13 +10,37 @@ import json
 import secrets
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.procs import Procs
 from tests.telemetry.otlp import Receiver, Span, receiver
 from tests.waiting import eventually_sync
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5  # OTLP's SpanKind values
+
+
+def http_get(url: str) -> httpx.Response:
+    with httpx.Client(timeout=10) as http:
+        return http.get(url)
+
+
+def metrics_url(output: list[str]) -> str:
+    """Where a process serves /metrics, from its JSON log line saying so."""
+    for line in output:
+        if line.startswith("{") and json.loads(line)["message"].startswith("metrics on "):
+            return str(json.loads(line)["message"].removeprefix("metrics on "))
+    raise AssertionError(f"no metrics address logged:\n{''.join(output)}")
+
+
+def scrape(url: str) -> dict[tuple[str, ...], float]:
+    text = http_get(url).text
+    return {
+        (s.name, *s.labels.values()): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 @pytest.fixture
@@ -31,6 +56,7 @@ def test_one_trace_from_http_through_two_services_and_an_event(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.endpoint)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     monkeypatch.setenv("MICRO_LOG_FORMAT", "json")
+    monkeypatch.setenv("MICRO_METRICS_ADDRESS", "127.0.0.1:0")
     procs = Procs(tmp_path_factory.mktemp("chain") / "registry.db")
     try:
         procs.service("back", "b", app="tests.telemetry.chain")
@@ -98,6 +124,12 @@ def test_one_trace_from_http_through_two_services_and_an_event(
         assert record["trace_id"] == trace_id
         assert record["span_id"] == got["front gateway.v1.Library/GetBook"].span_id
         assert (record["service"], record["endpoint"]) == ("front", "Library.GetBook")
+        # the gateway's own metrics: requests by route and status, unmatched ones as one
+        assert http_get(gateway.url + "/no/such/path").status_code == 404
+        samples = scrape(metrics_url(gateway.proc.output))
+        route = "GET /v1/{name=shelves/*/books/*}"
+        assert samples[("micro_gateway_requests_total", route, "200")] == 1
+        assert samples[("micro_gateway_requests_total", "unmatched", "404")] == 1
         assert gateway.proc.terminate() == 0
     finally:
         procs.stop_all()

@@ -51,9 +51,9 @@ def _from_env(environ: Mapping[str, str] | None = None) -> None:
         return
     _from_env_done = True
     env = os.environ if environ is None else environ
+    logs.from_env(env)  # first: what the others log goes through it
     tracing.from_env(env)
     metrics.from_env(env)
-    logs.from_env(env)
 
 
 def configure(
