@@ -2,7 +2,9 @@
 
 On when the environment asks for traces (``OTEL_TRACES_EXPORTER`` other than ``none``,
 or ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``; never with
-``OTEL_SDK_DISABLED=true``), or when :func:`enable` is given a tracer provider. The
+``OTEL_SDK_DISABLED=true``), when the process already set an SDK tracer provider as the
+global one before its first Service or Client (``opentelemetry-instrument`` does), or
+when :func:`enable` is given a tracer provider. The
 provider built from the environment is the SDK's: its sampler (``OTEL_TRACES_SAMPLER``),
 its resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``; ``service.name``
 defaults to the first :class:`micro.Service` made in the process), a batch processor and
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -67,7 +70,10 @@ def from_env(env: Mapping[str, str]) -> None:
     endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
     )
-    if not (exporter and exporter != "none") and not (endpoint and exporter != "none"):
+    if exporter == "none":
+        return
+    if not exporter and not endpoint:
+        _wanted = _global_sdk_provider() is not None
         return
     try:
         import opentelemetry.sdk.trace  # noqa: F401
@@ -78,6 +84,18 @@ def from_env(env: Mapping[str, str]) -> None:
         )
         return
     _wanted = True
+
+
+def _global_sdk_provider() -> Any:
+    """The SDK provider the process set as the global one (``opentelemetry-instrument``
+    does), if the SDK is loaded at all: nothing is imported to find out."""
+    if "opentelemetry.sdk.trace" not in sys.modules:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    current = trace.get_tracer_provider()
+    return current if isinstance(current, TracerProvider) else None
 
 
 def enable(provider: Any) -> None:
