@@ -132,6 +132,28 @@ async def test_calls_are_counted_by_side_endpoint_and_status(metrics_address: st
             )
             == 2
         )
+    client_side = {"side": "client", "service": "metered"}
+    assert (
+        value(
+            samples,
+            "micro_stream_messages_total",
+            **client_side,
+            endpoint="Echo.Count",
+            direction="received",
+        )
+        == 4
+    )
+    for direction in ("sent", "received"):
+        assert (
+            value(
+                samples,
+                "micro_stream_messages_total",
+                **client_side,
+                endpoint="Echo.Chat",
+                direction=direction,
+            )
+            == 2
+        )
     # every call looked the service up; all but the first were answered from the cache
     lookups = value(samples, "micro_registry_lookups_total", service="metered")
     hits = value(samples, "micro_registry_cache_hits_total", service="metered")

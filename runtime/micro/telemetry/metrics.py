@@ -22,9 +22,10 @@ prometheus_client's default registry (so the process collector's ``process_*`` c
 ``side`` is ``server`` (calls a service answered; ``service`` is its name) or ``client``
 (calls a process made; ``service`` is the name called, ``-`` for a static address).
 ``endpoint`` is the rpc (``Greeter.SayHello``), ``status`` the gRPC status name (``OK``,
-``NOT_FOUND``, ...), ``direction`` ``sent`` or ``received`` (server side, streaming
-rpcs), ``route`` the gateway rule (``GET /v1/greet/{name}``, ``unmatched`` for no route)
-and ``status`` there the HTTP status. Label values are bounded: each metric keeps at most
+``NOT_FOUND``, ...), ``direction`` ``sent`` or ``received`` (streaming rpcs: on the
+server side every kind, on the client side server-streaming and bidi calls),
+``route`` the gateway rule (``GET /v1/greet/{name}``, ``unmatched`` for no route) and
+``status`` there the HTTP status. Label values are bounded: each metric keeps at most
 :data:`MAX_SERIES` label sets and counts the rest under the value ``other``.
 """
 
@@ -287,6 +288,30 @@ async def _counted(requests: AsyncIterator[Any], counter: Any) -> AsyncIterator[
         yield item
 
 
+class _CountedStream:
+    """A client stream's outbound call that counts the messages sent, and those received
+    when it closes (the transport counts them anyway)."""
+
+    __slots__ = ("_closed", "_inner", "_received", "_sent")
+
+    def __init__(self, inner: Any, sent: Any, received: Any) -> None:
+        self._inner, self._sent, self._received = inner, sent, received
+        self._closed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def send(self, message: Any, *, end: bool = False) -> None:
+        await self._inner.send(message, end=end)
+        self._sent.inc()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._received.inc(self._inner.messages_received)
+        await self._inner.aclose()
+
+
 def client_middleware() -> Callable[[Any, Any], Awaitable[Any]]:
     """Counts, times and tracks in flight every call a client makes (a stream: until it
     is open)."""
@@ -303,7 +328,14 @@ def client_middleware() -> Callable[[Any, Any], Awaitable[Any]]:
         status = "OK"
         started = time.perf_counter()
         try:
-            return await next(call)
+            result = await next(call)
+            if method.kind.server_streaming:  # the stream's handle: count what it carries
+                sent = m.stream_messages.child("client", service, endpoint, "sent")
+                received = m.stream_messages.child("client", service, endpoint, "received")
+                if isinstance(result, tuple):  # server-streaming: (call, first message)
+                    return (_CountedStream(result[0], sent, received), result[1])
+                return _CountedStream(result, sent, received)
+            return result
         except BaseException as exc:
             status = _status(exc)
             raise
