@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import codec, codegen, gateway, machine, report, rpc
+from bench import codec, codegen, gateway, machine, report, rpc, telemetry
 from bench.rpc_worker import STACKS
 
-SUITES = ("codegen", "codec", "rpc", "memory", "gateway")
+SUITES = ("codegen", "codec", "rpc", "memory", "gateway", "telemetry")
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -78,6 +78,14 @@ def main(argv: list[str] | None = None) -> None:
             warmup=0.2 if args.smoke else 1.0,
         )
         lines += [*gateway.tables(gateway.run(rounds, gateway_spec, log), rounds), ""]
+    if "telemetry" in args.suites:
+        log("telemetry suite")
+        telemetry_spec = rpc.LoadSpec(
+            duration=args.duration or (0.5 if args.smoke else 10.0),
+            warmup=0.2 if args.smoke else 1.0,
+            stream_count=args.stream_count or (2000 if args.smoke else 100_000),
+        )
+        lines += [*telemetry.tables(telemetry.run(rounds, telemetry_spec, log), rounds), ""]
     lines.append(f"Total bench time: {time.monotonic() - started:.0f} s.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n")

@@ -41,6 +41,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 from micro import auth as auth_mod
 from micro import registry as registry_mod
+from micro import telemetry
 from micro import tls as tls_mod
 from micro import transport as transport_mod
 from micro._aclosing import AsyncClosing
@@ -118,6 +119,12 @@ ClientNext: TypeAlias = Callable[[ClientCall], Awaitable[Any]]
 ClientMiddleware: TypeAlias = Callable[[ClientCall, ClientNext], Awaitable[Any]]
 
 
+def _builtin_middleware() -> tuple[ClientMiddleware, ...]:
+    """The client middleware micro installs itself, outermost first, before the user's:
+    telemetry (none when it is off)."""
+    return telemetry.client_middleware()
+
+
 class Client(AsyncClosing):
     """Calls services by registry name (or static address) over gRPC.
 
@@ -129,7 +136,7 @@ class Client(AsyncClosing):
     * ``retries`` / ``backoff``: see the module docs;
     * ``timeout``: default per-call timeout in seconds (``None``: no deadline);
     * ``middleware``: see :data:`ClientMiddleware`;
-    * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpclib);
+    * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpcio);
     * ``tls``: a :class:`micro.tls.TLS` (default: the ``MICRO_TLS_*`` variables;
       ``False``: plaintext). A client with TLS calls only nodes that registered as TLS
       (never downgrading to a plaintext one); one without calls only plaintext nodes,
@@ -166,7 +173,7 @@ class Client(AsyncClosing):
         self._selector: Selector = selector if selector is not None else selector_from_env()
         self._retries = retries
         self._backoff = backoff
-        self._middleware = tuple(middleware)
+        self._middleware = (*_builtin_middleware(), *middleware)
         self._timeout = timeout
         self._cache_ttl = cache_ttl
         self._nodes = NodeCache(lambda: self.registry, cache_ttl)
@@ -313,6 +320,10 @@ class Client(AsyncClosing):
                 if call.deadline is not None and time.monotonic() + delay >= call.deadline:
                     raise
                 tried.add(address)
+                if telemetry.metrics.active is not None:
+                    telemetry.metrics.active.retries.child(
+                        call.service or "-", call.method.name
+                    ).inc()
                 if call.service is not None:
                     self._nodes.invalidate(call.service)
                 attempt += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from micro.errors import CLIENT_ID, Error
 from micro.registry import Node, NotFound, Registry, RegistryError
 from micro.status import Status
+from micro.telemetry import metrics
 
 __all__ = ["NodeCache"]
 
@@ -49,6 +50,8 @@ class NodeCache:
         """The nodes of ``service`` if a fresh lookup is cached (no await on the hot path)."""
         entry = self._entries.get(service)
         if entry is not None and entry.expires > time.monotonic():
+            if metrics.active is not None:  # a miss is counted by the lookup that follows
+                metrics.active.lookup(service, hit=True)
             return entry.nodes
         return None
 
@@ -56,7 +59,10 @@ class NodeCache:
         """The live nodes of ``service``; raises 503 if there are none (or the registry is
         down and no node was ever known)."""
         entry = self._entries.get(service)
-        if entry is not None and entry.expires > time.monotonic():
+        fresh = entry is not None and entry.expires > time.monotonic()
+        if metrics.active is not None:
+            metrics.active.lookup(service, hit=fresh)
+        if entry is not None and fresh:
             return entry.nodes
         try:
             nodes = await self._read(service)

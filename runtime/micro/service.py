@@ -35,6 +35,7 @@ from micro import auth as auth_mod
 from micro import broker as broker_mod
 from micro import registry as registry_mod
 from micro import selector as selector_mod
+from micro import telemetry
 from micro import tls as tls_mod
 from micro import transport as transport_mod
 from micro._config import ConfigError
@@ -159,6 +160,9 @@ class Service:
         self.id = f"{name}-{uuid.uuid4()}"
         self._specs: list[ServiceSpec] = []
         self._handlers: list[tuple[ServiceSpec, object]] = []
+        # read now, before the handlers' clients are made: it also names the process for
+        # tracing when OTEL_SERVICE_NAME does not
+        self._telemetry = telemetry.server_middleware(name)
         self._dispatcher = Dispatcher(name=name, middleware=middleware)
         self._dispatcher.accepting = self._accepting
         self._dispatcher.on_call_start = self._call_started
@@ -312,9 +316,10 @@ class Service:
             raise ConfigError(f"{self.name}: backend unavailable: {exc}") from None
 
     def _builtin_middleware(self) -> list[ServerMiddleware]:
-        """The service's own server middleware, outside the user's: auth, when on. The one
-        place where built-in middleware is installed (at start, after the settings are read)."""
-        builtin: list[ServerMiddleware] = []
+        """The service's own server middleware, outermost first and outside the user's:
+        telemetry (none when it is off), then auth, when on. The one place where built-in
+        middleware is installed (at start, after the settings are read)."""
+        builtin: list[ServerMiddleware] = list(self._telemetry)
         if self.auth is not None:
             builtin.append(auth_mod.middleware(self.auth, self.name))
         return builtin

@@ -5,6 +5,7 @@ ship py.typed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -63,12 +64,30 @@ def test_runtime_installs_without_generator_dependencies(tmp_path: Path) -> None
     python = env / "bin" / "python"
     pip(python, str(ROOT / "runtime"))
     slim = ("google.protobuf", "grpclib", "h2", "click", "starlette", *GENERATOR_DEPS)
+    assert _installed(python, ("opentelemetry", "prometheus_client")) == []  # otel, metrics
     assert _installed(python, slim) == []
     probe = "import micro, micro.transport; print(micro.transport.from_env().name)"
     out = subprocess.run(
         [str(python), "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.strip() == "grpcio"
+    # telemetry asked for without its extras: a warning each, and no middleware at all
+    probe = (
+        "import micro; s = micro.Service('slim'); "
+        "print(s._dispatcher._chain.__name__, len(micro.Client()._middleware))"
+    )
+    asked = {"OTEL_TRACES_EXPORTER": "otlp", "MICRO_METRICS_ADDRESS": "127.0.0.1:0"}
+    out = subprocess.run(
+        [str(python), "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={**os.environ, **asked},
+    )
+    assert out.stdout.split() == ["_invoke", "0"]  # the handler itself, no middleware
+    assert "pip install 'micro-runtime[otel]'" in out.stderr
+    assert "pip install 'micro-runtime[metrics]'" in out.stderr
 
 
 def _installed(python: Path, modules: tuple[str, ...]) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from micro.registry import FrozenMap
+from micro.telemetry import metrics, tracing
 
 __all__ = [
     "JSON",
@@ -98,10 +99,24 @@ Handler = Callable[[Delivery], Awaitable[None]]
 async def run_handler(handler: Handler, delivery: Delivery, where: str) -> bool:
     """Run ``handler``; ack if it returned unsettled, log and nack if it raised.
 
-    Returns whether the handler succeeded. Used by every backend."""
+    Returns whether the handler succeeded. Used by every backend; with telemetry on, the
+    handler runs in a consumer span (the publisher's child) and is counted."""
+    if tracing.enabled() or metrics.active is not None:
+        return await _run_observed(handler, delivery, where)
+    return await _run(handler, delivery, where, None)
+
+
+async def _run(
+    handler: Handler,
+    delivery: Delivery,
+    where: str,
+    failed: Callable[[BaseException | None], None] | None,
+) -> bool:
     try:
         await handler(delivery)
-    except Exception:
+    except Exception as exc:
+        if failed is not None:
+            failed(exc)
         log.exception("%s: subscriber for %r failed", where, delivery.message.topic)
         try:
             await delivery.nack()
@@ -113,6 +128,18 @@ async def run_handler(handler: Handler, delivery: Delivery, where: str) -> bool:
     except Exception:
         log.warning("%s: ack failed", where, exc_info=True)
     return True
+
+
+async def _run_observed(handler: Handler, delivery: Delivery, where: str) -> bool:
+    message = delivery.message
+    system = "nats" if where.startswith("nats") else "micro.embedded"
+    async with tracing.processing(
+        message.topic, system, message.metadata, delivery.redelivered
+    ) as failed:
+        ok = await _run(handler, delivery, where, failed)
+    if metrics.active is not None:
+        (metrics.active.delivered if ok else metrics.active.failed).child(message.topic).inc()
+    return ok
 
 
 @runtime_checkable

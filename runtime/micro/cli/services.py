@@ -67,7 +67,10 @@ def _describe_text(record: micro.ServiceRecord) -> Iterator[str]:
         yield f"  metadata: {_pairs(record.metadata)}"
     yield "  nodes:"
     for node in record.nodes:
-        yield f"    {node.id}  {node.address}  {_pairs(node.metadata)}".rstrip()
+        shown = {k: v for k, v in node.metadata.items() if k != "metrics"}
+        yield f"    {node.id}  {node.address}  {_pairs(shown)}".rstrip()
+        # what micro.telemetry advertises: where the node serves /metrics, if it does
+        yield f"      metrics: {node.metadata.get('metrics') or 'not exported'}"
     yield "  endpoints:"
     for endpoint in record.endpoints:
         yield (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 import micro
 from micro import auth as auth_mod
 from micro import registry as registry_mod
+from micro import telemetry
 from micro.dynamic import DynamicMethod
 from micro.gateway.catalog import Catalog
 from micro.gateway.errors import HttpError, from_micro
@@ -69,6 +71,7 @@ class Gateway:
     def __init__(self, registry: micro.Registry, config: GatewayConfig) -> None:
         self.config = config
         self.registry = registry
+        telemetry.tracing.name_process("micro.api")  # before the client reads the settings
         # calls carry only the HTTP request's own Authorization: the gateway never lends
         # its token (MICRO_TOKEN, for reflection behind auth) to an anonymous request
         self.client = micro.Client(registry=registry, tls=config.tls, token="")
@@ -137,6 +140,40 @@ class Gateway:
     # -- requests ----------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response | DuplexResponse:
+        if telemetry.tracing.enabled() or telemetry.metrics.active is not None:
+            return await self._observed(request)
+        return await self._respond(request)
+
+    async def _observed(self, request: Request) -> Response | DuplexResponse:
+        """:meth:`_respond` in a server span (the child of the HTTP request's
+        ``traceparent``), counted by route and status."""
+        method = request.method.upper()
+        started = time.perf_counter()
+        span_cm = telemetry.tracing.http_server_span(
+            method,
+            request.headers.items(),
+            {
+                "http.request.method": method,
+                "url.path": request.url.path,
+                "url.scheme": request.url.scheme,
+            },
+        )
+        with span_cm if span_cm is not None else contextlib.nullcontext() as span:
+            response = await self._respond(request)
+            route: Route | None = request.scope.get("micro.route")
+            status = getattr(response, "status_code", 200)
+            if span is not None:
+                telemetry.tracing.http_answered(
+                    span, method, None if route is None else route.path, status
+                )
+        m = telemetry.metrics.active
+        if m is not None:
+            label = route.label if route is not None else "unmatched"
+            m.gateway_requests.child(label, str(status)).inc()
+            m.gateway_duration.child(label, str(status)).observe(time.perf_counter() - started)
+        return response
+
+    async def _respond(self, request: Request) -> Response | DuplexResponse:
         try:
             return await self._handle(request)
         except HttpError as exc:
@@ -154,6 +191,7 @@ class Gateway:
         if found is None and method == "HEAD":
             found = self.table.match("GET", path)
         if found is not None:
+            request.scope["micro.route"] = found.route  # for the span and the metrics
             return found
         allowed = self.table.allowed(path)
         if allowed:
