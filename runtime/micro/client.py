@@ -54,7 +54,7 @@ from micro.selector import from_env as selector_from_env
 from micro.spec import AnyMethod, Kind, Method, Req, Resp
 from micro.status import Status
 from micro.streams import BidiStream, ServerStream
-from micro.transport import ClientTransport, OutboundCall, Transport
+from micro.transport import ClientTransport, OutboundCall, Transport, TransportOptions
 
 __all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "Reply", "default"]
 
@@ -78,6 +78,8 @@ class ClientCall:
     request: Any
     metadata: Pairs = field(default_factory=list)
     deadline: float | None = None
+    #: ``"gzip"`` or ``"identity"``: this call's request compression (None: the client's)
+    compression: str | None = None
     _outbound: OutboundCall | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -135,6 +137,7 @@ class Client(AsyncClosing):
         timeout: float | None = None,
         cache_ttl: float = 1.0,
         transport: Transport | None = None,
+        transport_options: TransportOptions | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -146,9 +149,10 @@ class Client(AsyncClosing):
         self._timeout = timeout
         self._cache_ttl = cache_ttl
         self._nodes = NodeCache(lambda: self.registry, cache_ttl)
+        wire = transport if transport is not None else transport_mod.from_env()
         self._transport: ClientTransport = (
-            transport if transport is not None else transport_mod.from_env()
-        ).client()
+            wire.client() if transport_options is None else wire.client(options=transport_options)
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -236,7 +240,9 @@ class Client(AsyncClosing):
             address = (
                 call.address or self._pick_cached(call, tried) or await self._pick(call, tried)
             )
-            outbound = self._transport.open(address, call.method, call.metadata, call.deadline)
+            outbound = self._transport.open(
+                address, call.method, call.metadata, call.deadline, compression=call.compression
+            )
             try:
                 result = await run(outbound, call)
                 call._outbound = outbound

@@ -45,7 +45,7 @@ from micro.reflection import REFLECTION_SPEC, REFLECTION_V1ALPHA_SPEC, Reflectio
 from micro.registry import DEFAULT_TTL, Endpoint, Node, Registry, RegistryError, ServiceRecord
 from micro.server import Dispatcher, ServerMiddleware, stray_methods
 from micro.spec import AnyMethod, ServiceSpec
-from micro.transport import ServerTransport, Transport
+from micro.transport import ServerTransport, Transport, TransportOptions
 
 __all__ = ["Hook", "Service", "StartError"]
 
@@ -123,6 +123,7 @@ class Service:
         advertise: str | None = None,
         broker: Broker | None = None,
         transport: Transport | None = None,
+        transport_options: TransportOptions | None = None,
     ) -> None:
         if not name:
             raise ValueError("a service needs a name")
@@ -134,6 +135,7 @@ class Service:
         self._registry = registry
         self._broker = broker
         self._wire = transport if transport is not None else transport_mod.from_env()
+        self._wire_options = transport_options  # limits, compression: docs/hardening.md
         self._subscribers: list[tuple[Event[Any], EventHandler[Any], str | None]] = []
         self._subscriptions: list[Subscription] = []
         self._on_start = list(on_start)
@@ -312,7 +314,12 @@ class Service:
             raise RuntimeError("the service is already started")
         self._check_config()
         self._warn_stray_methods()
-        transport = self._wire.server(self._dispatcher.routes, self._dispatcher.dispatch)
+        if self._wire_options is None:
+            transport = self._wire.server(self._dispatcher.routes, self._dispatcher.dispatch)
+        else:
+            transport = self._wire.server(
+                self._dispatcher.routes, self._dispatcher.dispatch, options=self._wire_options
+            )
         try:
             host, port = await transport.start(*self._bind)
         except OSError as exc:

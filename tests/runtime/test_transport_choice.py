@@ -14,6 +14,7 @@ from micro.broker.embedded import EmbeddedBroker
 from micro.spec import AnyMethod
 from micro.transport import ClientTransport, Dispatch, GrpcioTransport, ServerTransport, Transport
 from micro.transport.grpclib_impl import GrpclibTransport
+from micro.transport.options import DEFAULT, TransportOptions
 from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
 
 TRANSPORTS = pytest.mark.parametrize("inner", [GrpcioTransport, GrpclibTransport])
@@ -29,13 +30,19 @@ class Counting:
         self.servers = 0
         self.clients = 0
 
-    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> ServerTransport:
+    def server(
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        options: TransportOptions = DEFAULT,
+    ) -> ServerTransport:
         self.servers += 1
-        return self.inner.server(routes, dispatch)
+        return self.inner.server(routes, dispatch, options=options)
 
-    def client(self) -> ClientTransport:
+    def client(self, *, options: TransportOptions = DEFAULT) -> ClientTransport:
         self.clients += 1
-        return self.inner.client()
+        return self.inner.client(options=options)
 
 
 @TRANSPORTS

@@ -26,6 +26,7 @@ from micro.transport.base import (
     Transport,
 )
 from micro.transport.grpcio_impl import GrpcioTransport
+from micro.transport.options import TransportOptions
 
 if TYPE_CHECKING:
     from micro.transport.grpclib_impl import GrpclibTransport
@@ -40,6 +41,7 @@ __all__ = [
     "OutboundCall",
     "ServerTransport",
     "Transport",
+    "TransportOptions",
     "backends",
     "from_env",
 ]

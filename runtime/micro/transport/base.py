@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from micro.errors import Error
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod
+from micro.transport.options import TransportOptions
 
 __all__ = [
     "ClientTransport",
@@ -137,9 +138,16 @@ class OutboundCall(Protocol):
 
 class ClientTransport(Protocol):
     def open(
-        self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
+        self,
+        address: str,
+        method: AnyMethod,
+        metadata: Pairs,
+        deadline: float | None,
+        *,
+        compression: str | None = None,
     ) -> OutboundCall:
-        """Prepare a call to ``address`` (``host:port``); nothing is sent yet."""
+        """Prepare a call to ``address`` (``host:port``); nothing is sent yet.
+        ``compression`` (``"gzip"`` / ``"identity"``) overrides the client's default."""
         ...
 
     async def close(self) -> None: ...
@@ -151,10 +159,16 @@ class Transport(Protocol):
     @property
     def name(self) -> str: ...
 
-    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> ServerTransport:
+    def server(
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        options: TransportOptions = ...,
+    ) -> ServerTransport:
         """A server for ``routes`` (gRPC path -> Method) calling ``dispatch`` per RPC."""
         ...
 
-    def client(self) -> ClientTransport:
+    def client(self, *, options: TransportOptions = ...) -> ClientTransport:
         """A client side, holding its own connections until ``close()``."""
         ...

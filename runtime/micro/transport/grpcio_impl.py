@@ -34,6 +34,7 @@ from micro.spec import AnyMethod, Kind
 from micro.status import Status
 from micro.transport import _local as local
 from micro.transport.base import Dispatch
+from micro.transport.options import DEFAULT, ENCODINGS, TransportOptions
 
 __all__ = ["GrpcioClientTransport", "GrpcioServerTransport", "GrpcioTransport"]
 
@@ -193,6 +194,43 @@ class _Routes(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpcio ships no 
         return self._handlers.get(handler_call_details.method)
 
 
+_COMPRESSION = {"gzip": grpc.Compression.Gzip, "identity": grpc.Compression.NoCompression}
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def server_arguments(options: TransportOptions) -> tuple[tuple[str, Any], ...]:
+    """``options`` as grpcio server channel arguments."""
+    receive = options.max_receive_message_length
+    send = options.max_send_message_length
+    return (
+        ("grpc.max_receive_message_length", -1 if receive is None else receive),
+        ("grpc.max_send_message_length", -1 if send is None else send),
+        ("grpc.keepalive_time_ms", _ms(options.server_keepalive_time())),
+        ("grpc.keepalive_timeout_ms", _ms(options.keepalive_timeout)),
+        ("grpc.max_connection_idle_ms", _ms(options.server_idle_timeout())),
+        ("grpc.server_handshake_timeout_ms", _ms(options.handshake_timeout)),
+        ("grpc.max_concurrent_streams", options.max_concurrent_streams),
+    )
+
+
+def channel_arguments(options: TransportOptions) -> tuple[tuple[str, Any], ...]:
+    """``options`` as grpcio client channel arguments."""
+    receive = options.max_receive_message_length
+    send = options.max_send_message_length
+    arguments: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", -1 if receive is None else receive),
+        ("grpc.max_send_message_length", -1 if send is None else send),
+        ("grpc.client_idle_timeout_ms", _ms(options.client_idle_timeout())),
+        ("grpc.keepalive_timeout_ms", _ms(options.keepalive_timeout)),
+    ]
+    if options.keepalive_time is not None:
+        arguments.append(("grpc.keepalive_time_ms", _ms(options.keepalive_time)))
+    return tuple(arguments)
+
+
 def _probe(host: str, port: int, *, reuse_port: bool) -> None:
     """Bind ``host:port`` once and let go, raising the OSError grpcio would hide."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -212,9 +250,12 @@ class GrpcioServerTransport:
         dispatch: Dispatch,
         *,
         options: Sequence[tuple[str, Any]] = SERVER_OPTIONS,
+        transport_options: TransportOptions = DEFAULT,
     ) -> None:
         self._handlers = {path: _handler(method, dispatch) for path, method in routes.items()}
-        self._options = tuple(options)
+        # grpcio's channel arguments given explicitly win over those of transport_options
+        self._options = (*server_arguments(transport_options), *options)
+        self._compression = _COMPRESSION[transport_options.compression]
         self._server: grpc.aio.Server | None = None
         self._guard: asyncio.Task[None] | None = None
 
@@ -223,7 +264,7 @@ class GrpcioServerTransport:
             raise RuntimeError("transport already started")
         if port:  # the OS's reason, where grpcio would only log one
             _probe(host, port, reuse_port=bool(dict(self._options).get("grpc.so_reuseport")))
-        server = grpc.aio.server(options=self._options)
+        server = grpc.aio.server(options=self._options, compression=self._compression)
         server.add_generic_rpc_handlers((_Routes(self._handlers),))
         try:
             bound = server.add_insecure_port(format_address(host, port))
@@ -260,8 +301,13 @@ class GrpcioServerTransport:
 class _Channel:
     """A ``grpc.aio`` channel and its multi-callables, one per method path."""
 
-    def __init__(self, address: str, options: Sequence[tuple[str, Any]]) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=options)
+    def __init__(
+        self,
+        address: str,
+        options: Sequence[tuple[str, Any]],
+        compression: grpc.Compression = grpc.Compression.NoCompression,
+    ) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=options, compression=compression)
         self._callables: dict[str, Any] = {}
 
     def callable(self, method: AnyMethod) -> Any:
@@ -315,6 +361,7 @@ class _OutboundCall:
         "_address",
         "_call",
         "_callable",
+        "_compression",
         "_finished",
         "_headers",
         "_lost",
@@ -332,8 +379,10 @@ class _OutboundCall:
         method: AnyMethod,
         metadata: Pairs,
         deadline: float | None,
+        compression: str | None = None,
     ) -> None:
         self._callable = channel.callable(method)
+        self._compression = None if compression is None else _compression(compression)
         self._address = address
         self._method = method
         self._metadata = tuple(metadata) if metadata else None
@@ -392,10 +441,13 @@ class _OutboundCall:
         return local.failed(self._method, exc)
 
     def _open(self, request: bytes | None) -> None:
+        extra = {} if self._compression is None else {"compression": self._compression}
         if request is None:
-            self._call = self._callable(timeout=self._timeout, metadata=self._metadata)
+            self._call = self._callable(timeout=self._timeout, metadata=self._metadata, **extra)
         else:
-            self._call = self._callable(request, timeout=self._timeout, metadata=self._metadata)
+            self._call = self._callable(
+                request, timeout=self._timeout, metadata=self._metadata, **extra
+            )
 
     async def _metadata_of_done_call(self) -> None:
         self._headers = _view(await self._call.initial_metadata())
@@ -536,11 +588,23 @@ class _OutboundCall:
             call.cancel()  # RST_STREAM CANCEL
 
 
+def _compression(name: str) -> grpc.Compression:
+    if name not in ENCODINGS:
+        raise ValueError(f"compression must be one of {', '.join(ENCODINGS)}, not {name!r}")
+    return _COMPRESSION[name]
+
+
 class GrpcioClientTransport:
     """One ``grpc.aio`` channel per node address, bound to the running event loop."""
 
-    def __init__(self, *, options: Sequence[tuple[str, Any]] = ()) -> None:
-        self._options = tuple(options)
+    def __init__(
+        self,
+        *,
+        options: Sequence[tuple[str, Any]] = (),
+        transport_options: TransportOptions = DEFAULT,
+    ) -> None:
+        self._options = (*channel_arguments(transport_options), *options)
+        self._compression = _COMPRESSION[transport_options.compression]
         self._channels: dict[str, _Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -553,13 +617,21 @@ class GrpcioClientTransport:
         channel = self._channels.get(address)
         if channel is None:
             parse_address(address)  # "host:port" or a clear error, before grpcio resolves it
-            channel = self._channels[address] = _Channel(address, self._options)
+            channel = self._channels[address] = _Channel(address, self._options, self._compression)
         return channel
 
     def open(
-        self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
+        self,
+        address: str,
+        method: AnyMethod,
+        metadata: Pairs,
+        deadline: float | None,
+        *,
+        compression: str | None = None,
     ) -> _OutboundCall:
-        return _OutboundCall(self._channel(address), address, method, metadata, deadline)
+        return _OutboundCall(
+            self._channel(address), address, method, metadata, deadline, compression
+        )
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
@@ -589,11 +661,19 @@ class GrpcioTransport:
         self._server_options = (("grpc.so_reuseport", int(reuse_port)), *server_options)
         self._channel_options = tuple(channel_options)
 
-    def server(self, routes: Mapping[str, AnyMethod], dispatch: Dispatch) -> GrpcioServerTransport:
-        return GrpcioServerTransport(routes, dispatch, options=self._server_options)
+    def server(
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        options: TransportOptions = DEFAULT,
+    ) -> GrpcioServerTransport:
+        return GrpcioServerTransport(
+            routes, dispatch, options=self._server_options, transport_options=options
+        )
 
-    def client(self) -> GrpcioClientTransport:
-        return GrpcioClientTransport(options=self._channel_options)
+    def client(self, *, options: TransportOptions = DEFAULT) -> GrpcioClientTransport:
+        return GrpcioClientTransport(options=self._channel_options, transport_options=options)
 
     def __repr__(self) -> str:
         return f"GrpcioTransport(reuse_port={self.reuse_port})"

@@ -1,0 +1,367 @@
+"""Hardening of both transports (issue 14, transport half): message size limits checked
+before buffering, gzip both ways with grpcio peers, unknown methods answered properly,
+connection management against idle and abusive peers, client cancel as RST_STREAM CANCEL.
+
+Real sockets on 127.0.0.1 throughout; a raw HTTP/2 peer (tests.conformance.raw_h2) sends
+what no gRPC library would."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import h2.errors
+import h2.events
+import pytest
+
+import micro
+from micro import codec
+from micro.status import Status
+from micro.transport import GrpcioTransport, Transport, TransportOptions
+from micro.transport.grpclib_impl import GrpclibTransport
+from micro.transport.options import MiB
+from tests.conformance.raw_h2 import RawClient, grpc_headers
+from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
+from tests.waiting import eventually
+
+WIRES: dict[str, Callable[[], Transport]] = {"grpcio": GrpcioTransport, "grpclib": GrpclibTransport}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=sorted(WIRES))
+def wire(request: pytest.FixtureRequest) -> Transport:
+    return WIRES[request.param]()
+
+
+def _port(service: micro.Service) -> int:
+    return int(service.address.rpartition(":")[2])
+
+
+# -- limits ---------------------------------------------------------------------------
+
+
+async def test_a_request_over_4_mib_is_resource_exhausted_and_the_limit_configurable(
+    wire: Transport,
+) -> None:
+    big = EchoRequest(text="x" * (5 * MiB))
+    async with (
+        serving(transport=wire) as service,
+        micro.Client(registry=service.registry, transport=wire, retries=0) as client,
+    ):
+        with pytest.raises(micro.Error) as info:
+            await client.unary(ECHO, big, service="echo")
+        assert info.value.grpc_status is Status.RESOURCE_EXHAUSTED
+        assert "larger than max" in info.value.detail.lower()
+        # the connection and the server are fine afterwards
+        assert (await client.unary(ECHO, EchoRequest(text="ok"), service="echo")).text == "ok"
+    roomy = TransportOptions(max_receive_message_length=8 * MiB)
+    async with (
+        serving(transport=wire, transport_options=roomy) as service,
+        micro.Client(
+            registry=service.registry, transport=wire, retries=0, transport_options=roomy
+        ) as client,
+    ):
+        assert len((await client.unary(ECHO, big, service="echo")).text) == 5 * MiB
+
+
+async def test_a_response_over_the_clients_limit_is_resource_exhausted(wire: Transport) -> None:
+    roomy = TransportOptions(max_receive_message_length=8 * MiB)
+    async with (
+        serving(transport=wire, transport_options=roomy) as service,
+        micro.Client(registry=service.registry, transport=wire, retries=0) as client,
+    ):
+        with pytest.raises(micro.Error) as info:
+            await client.unary(ECHO, EchoRequest(text="y" * (5 * MiB)), service="echo")
+        assert info.value.grpc_status is Status.RESOURCE_EXHAUSTED
+
+
+async def test_the_send_limit_holds_on_the_sending_side(wire: Transport) -> None:
+    tight = TransportOptions(max_send_message_length=1024)
+    async with (
+        serving(transport=wire) as service,
+        micro.Client(
+            registry=service.registry, transport=wire, retries=0, transport_options=tight
+        ) as client,
+    ):
+        with pytest.raises(micro.Error) as info:
+            await client.unary(ECHO, EchoRequest(text="z" * 2048), service="echo")
+        assert info.value.grpc_status is Status.RESOURCE_EXHAUSTED
+        assert (await client.unary(ECHO, EchoRequest(text="ok"), service="echo")).text == "ok"
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def server_process(wire: Transport) -> Iterator[tuple[int, int]]:
+    """A separate server process: (pid, port)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.conformance.echo_server", wire.name],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield proc.pid, port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_a_length_prefix_claiming_4_gib_is_refused_before_buffering(
+    server_process: tuple[int, int],
+) -> None:
+    pid, port = server_process
+    before = _rss_kib(pid)
+    client = await RawClient.connect(port)
+    try:
+        sid = client.h2.get_next_available_stream_id()
+        client.h2.send_headers(sid, grpc_headers("/test.v1.Echo/Echo"))
+        prefix = b"\x00" + (0xFFFFFFFF).to_bytes(4, "big")
+        chunk = b"\x00" * 16384
+        client.h2.send_data(sid, prefix)
+        await client.flush()
+        sent = 0
+        # stream as much as flow control lets through, up to 64 MiB
+        while sent < 64 * MiB and client.h2.local_flow_control_window(sid) >= len(chunk):
+            client.h2.send_data(sid, chunk)
+            sent += len(chunk)
+            await client.flush()
+        await client.read_until(lambda _: bool(client.headers_of(sid).get("grpc-status")))
+        assert client.headers_of(sid)["grpc-status"] == str(Status.RESOURCE_EXHAUSTED.value)
+        assert sent <= 16 * MiB  # refused after the window, not after 4 GiB
+    finally:
+        await client.aclose()
+    assert _rss_kib(pid) - before < 32 * 1024  # RSS flat: well under the 4 GiB claimed
+
+
+# -- compression -----------------------------------------------------------------------
+
+
+def _grpcio_echo(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable:
+    return channel.unary_unary(
+        "/test.v1.Echo/Echo",
+        request_serializer=lambda m: codec.encode(m, EchoRequest),
+        response_deserializer=lambda b: codec.decode(b, EchoReply),
+    )
+
+
+async def test_gzip_requests_from_a_grpcio_client(wire: Transport) -> None:
+    async with serving(transport=wire) as service:
+        async with grpc.aio.insecure_channel(
+            service.address, compression=grpc.Compression.Gzip
+        ) as channel:
+            reply = await _grpcio_echo(channel)(EchoRequest(text="squeeze" * 100))
+    assert reply.text == "squeeze" * 100
+
+
+async def test_gzip_replies_from_a_grpcio_server_reach_a_micro_client(wire: Transport) -> None:
+    gzip = TransportOptions(compression="gzip")
+    async with (
+        serving(transport=GrpcioTransport(), transport_options=gzip) as service,
+        micro.Client(registry=service.registry, transport=wire, retries=0) as client,
+    ):
+        assert (await client.unary(ECHO, EchoRequest(text="a" * 5000), service="echo")).text == (
+            "a" * 5000
+        )
+
+
+async def test_gzip_both_ways_between_micro_peers_and_per_call(wire: Transport) -> None:
+    gzip = TransportOptions(compression="gzip")
+    seen: list[str | None] = []
+
+    async def spy(call: micro.ClientCall, next_: micro.ClientNext) -> object:
+        call.compression = "identity" if call.request.text == "plain" else None
+        seen.append(call.compression)
+        return await next_(call)
+
+    async with (
+        serving(transport=wire, transport_options=gzip) as service,
+        micro.Client(
+            registry=service.registry,
+            transport=wire,
+            transport_options=gzip,
+            middleware=[spy],
+        ) as client,
+    ):
+        assert (await client.unary(ECHO, EchoRequest(text="b" * 5000), service="echo")).text
+        assert (await client.unary(ECHO, EchoRequest(text="plain"), service="echo")).text
+    assert seen == [None, "identity"]
+
+
+async def test_an_unsupported_encoding_is_unimplemented_with_the_accepted_list(
+    wire: Transport,
+) -> None:
+    async with serving(transport=wire) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            sid = client.h2.get_next_available_stream_id()
+            headers = grpc_headers("/test.v1.Echo/Echo", ("grpc-encoding", "br"))
+            client.h2.send_headers(sid, headers)
+            client.h2.send_data(sid, b"\x01\x00\x00\x00\x01\x00", end_stream=True)
+            await client.flush()
+            await client.read_until(lambda _: "grpc-status" in client.headers_of(sid))
+            got = client.headers_of(sid)
+        finally:
+            await client.aclose()
+    if wire.name == "grpcio":  # grpcio's C-core answers INTERNAL (a README transport note)
+        assert got["grpc-status"] == str(Status.INTERNAL.value)
+    else:
+        assert got["grpc-status"] == str(Status.UNIMPLEMENTED.value)
+        assert "gzip" in got["grpc-accept-encoding"]
+
+
+# -- unknown methods -------------------------------------------------------------------
+
+
+async def test_unknown_methods_and_services_are_unimplemented_with_a_content_type(
+    wire: Transport,
+) -> None:
+    async with serving(transport=wire) as service:
+        async with grpc.aio.insecure_channel(service.address) as channel:
+            for path in ("/test.v1.Echo/Nope", "/no.such.Service/Echo"):
+                call = channel.unary_unary(path)
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await call(b"")
+                assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        client = await RawClient.connect(_port(service))
+        try:
+            sid = client.h2.get_next_available_stream_id()
+            client.h2.send_headers(sid, grpc_headers("/no.such.Service/Echo"), end_stream=True)
+            await client.flush()
+            await client.read_until(lambda _: "grpc-status" in client.headers_of(sid))
+            got = client.headers_of(sid)
+        finally:
+            await client.aclose()
+    assert got["grpc-status"] == str(Status.UNIMPLEMENTED.value)
+    assert got["content-type"].startswith("application/grpc")
+
+
+# -- connection management -------------------------------------------------------------
+
+
+async def test_an_unknown_frame_type_is_ignored(wire: Transport) -> None:
+    async with serving(transport=wire) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            # type 0xfa, no flags, stream 0, 4 bytes: RFC 9113 says ignore it
+            await client.write_raw(b"\x00\x00\x04\xfa\x00\x00\x00\x00\x00abcd")
+            sid = client.h2.get_next_available_stream_id()
+            client.h2.send_headers(sid, grpc_headers("/test.v1.Echo/Echo"))
+            payload = codec.encode(EchoRequest(text="still here"), EchoRequest)
+            client.h2.send_data(
+                sid, b"\x00" + len(payload).to_bytes(4, "big") + payload, end_stream=True
+            )
+            await client.flush()
+            await client.read_until(lambda _: "grpc-status" in client.headers_of(sid))
+            assert client.headers_of(sid)["grpc-status"] == "0"
+            assert not client.of(h2.events.ConnectionTerminated)
+        finally:
+            await client.aclose()
+
+
+async def test_idle_and_half_open_connections_are_closed(wire: Transport) -> None:
+    quick = TransportOptions(idle_timeout=0.5, handshake_timeout=0.5)
+    async with serving(transport=wire, transport_options=quick) as service:
+        port = _port(service)
+        idle = await RawClient.connect(port)  # a full HTTP/2 preface, then nothing
+        half = await asyncio.open_connection("127.0.0.1", port)  # TCP only, no preface
+        try:
+            await idle.read_until(lambda _: False, timeout=30)
+            assert idle.closed
+            async with asyncio.timeout(30):  # read() returns at EOF: the server closed it
+                await half[0].read()
+        finally:
+            await idle.aclose()
+            half[1].close()
+
+
+async def test_a_flood_of_streams_reset_by_the_client_is_bounded_with_goaway(
+    wire: Transport,
+) -> None:
+    async with serving(transport=wire) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            for _ in range(10_000):
+                if client.closed or client.of(h2.events.ConnectionTerminated):
+                    break
+                sid = client.h2.get_next_available_stream_id()
+                client.h2.send_headers(sid, grpc_headers("/test.v1.Echo/Echo"))
+                client.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+                try:
+                    await client.flush()
+                except OSError:
+                    break
+            if wire.name == "grpclib":
+                await client.read_until(
+                    lambda events: any(
+                        isinstance(e, h2.events.ConnectionTerminated) for e in events
+                    ),
+                    timeout=30,
+                )
+        finally:
+            await client.aclose()
+        if wire.name == "grpclib":  # GOAWAY ENHANCE_YOUR_CALM after the bound
+            (goaway,) = client.of(h2.events.ConnectionTerminated)
+            assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        # grpcio bounds the cost on its own, without GOAWAY; either way the server serves
+        async with micro.Client(registry=service.registry, transport=wire) as caller:
+            assert (await caller.unary(ECHO, EchoRequest(text="ok"), service="echo")).text == "ok"
+
+
+# -- client cancel ---------------------------------------------------------------------
+
+
+async def _raw_server(requests: list[int], resets: list[int]) -> tuple[asyncio.Server, int]:
+    """A bare HTTP/2 server that answers nothing and records RST_STREAM codes."""
+    import h2.config
+    import h2.connection
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    requests.append(event.stream_id)
+                    conn.send_headers(
+                        event.stream_id, [(":status", "200"), ("content-type", "application/grpc")]
+                    )
+                if isinstance(event, h2.events.StreamReset):
+                    resets.append(int(event.error_code))
+            writer.write(conn.data_to_send())
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_a_client_cancel_sends_rst_stream_cancel(wire: Transport) -> None:
+    requests: list[int] = []
+    resets: list[int] = []
+    server, port = await _raw_server(requests, resets)
+    try:
+        async with micro.Client(transport=wire, retries=0) as client:
+            task = asyncio.create_task(
+                client.unary(ECHO, EchoRequest(text="x"), address=f"127.0.0.1:{port}")
+            )
+            await eventually(lambda: requests, what="the request at the server")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await eventually(lambda: resets, what="a RST_STREAM")
+    finally:
+        server.close()
+    assert resets == [h2.errors.ErrorCodes.CANCEL]
