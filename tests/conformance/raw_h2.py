@@ -4,7 +4,8 @@ broken client would: frames a gRPC library would never send."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import h2.config
@@ -86,3 +87,42 @@ class RawClient:
 
 def _s(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+@asynccontextmanager
+async def bare_server(
+    on_event: Callable[[h2.connection.H2Connection, Any], None],
+) -> AsyncIterator[str]:
+    """A bare HTTP/2 server on 127.0.0.1 (its ``host:port`` yielded), calling
+    ``on_event(connection, event)`` for each h2 event; on exit it waits for its peers to
+    hang up (a few seconds at most)."""
+    tasks: list[asyncio.Task[Any]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        try:
+            while data := await reader.read(65536):
+                for event in conn.receive_data(data):
+                    on_event(conn, event)
+                writer.write(conn.data_to_send())
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=5)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)

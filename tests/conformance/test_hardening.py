@@ -8,6 +8,8 @@ what no gRPC library would."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gzip as gzip_module
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import grpc
 import grpc.aio
+import h2.config
+import h2.connection
 import h2.errors
 import h2.events
 import pytest
@@ -25,7 +29,7 @@ from micro.status import Status
 from micro.transport import GrpcioTransport, Transport, TransportOptions
 from micro.transport.grpclib_impl import GrpclibTransport
 from micro.transport.options import MiB
-from tests.conformance.raw_h2 import RawClient, grpc_headers
+from tests.conformance.raw_h2 import RawClient, bare_server, grpc_headers
 from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
 from tests.waiting import eventually
 
@@ -78,6 +82,35 @@ async def test_a_response_over_the_clients_limit_is_resource_exhausted(wire: Tra
         with pytest.raises(micro.Error) as info:
             await client.unary(ECHO, EchoRequest(text="y" * (5 * MiB)), service="echo")
         assert info.value.grpc_status is Status.RESOURCE_EXHAUSTED
+
+
+async def test_a_64_mib_response_from_a_grpcio_server_is_resource_exhausted(
+    wire: Transport,
+) -> None:
+    huge = EchoReply(text="r" * (64 * MiB))
+    data = codec.encode(huge, EchoReply)
+
+    async def answer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return data
+
+    server = grpc.aio.server(options=[("grpc.max_send_message_length", -1)])
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "test.v1.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(answer)}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with micro.Client(transport=wire, retries=0) as client:
+            with pytest.raises(micro.Error) as info:
+                await client.unary(ECHO, EchoRequest(), address=f"127.0.0.1:{port}")
+    finally:
+        await server.stop(None)
+    assert info.value.grpc_status is Status.RESOURCE_EXHAUSTED
+    assert "larger than max" in info.value.detail.lower()
 
 
 async def test_the_send_limit_holds_on_the_sending_side(wire: Transport) -> None:
@@ -177,6 +210,75 @@ async def test_gzip_replies_from_a_grpcio_server_reach_a_micro_client(wire: Tran
         )
 
 
+async def test_a_gzip_client_compresses_on_the_wire_and_per_call_choice_holds(
+    wire: Transport,
+) -> None:
+    """At a bare HTTP/2 server: the request headers and each message's compressed flag."""
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    headers: dict[int, dict[str, str]] = {}
+
+    def on_event(conn: h2.connection.H2Connection, event: object) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            headers[event.stream_id] = {_text(k): _text(v) for k, v in event.headers}
+        if isinstance(event, h2.events.DataReceived) and event.data:
+            conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            seen.append((headers[event.stream_id], event.data))
+            conn.send_headers(
+                event.stream_id, [(":status", "200"), ("content-type", "application/grpc")]
+            )
+            conn.send_data(event.stream_id, b"\x00\x00\x00\x00\x00")  # an empty reply
+            conn.send_headers(event.stream_id, [("grpc-status", "0")], end_stream=True)
+
+    async def per_call(call: micro.ClientCall, next_: micro.ClientNext) -> object:
+        if call.request.text == "plain":
+            call.compression = "identity"
+        return await next_(call)
+
+    async with (
+        bare_server(on_event) as address,
+        micro.Client(
+            transport=wire,
+            retries=0,
+            transport_options=TransportOptions(compression="gzip"),
+            middleware=[per_call],
+        ) as client,
+    ):
+        await client.unary(ECHO, EchoRequest(text="c" * 1000), address=address)
+        await client.unary(ECHO, EchoRequest(text="plain"), address=address)
+    (gzip_headers, gzip_data), (_, plain_data) = seen
+    assert gzip_headers["grpc-encoding"] == "gzip"
+    assert "gzip" in gzip_headers["grpc-accept-encoding"]
+    assert gzip_data[0] == 1 and len(gzip_data) < 200  # compressed flag, 1000 bytes squeezed
+    assert plain_data[0] == 0  # not compressed (grpcio still names the channel's encoding)
+
+
+async def test_a_gzip_service_compresses_replies_for_clients_that_accept_it(
+    wire: Transport,
+) -> None:
+    gzip = TransportOptions(compression="gzip")
+    payload = codec.encode(EchoRequest(text="d" * 1000), EchoRequest)
+    frame = b"\x00" + len(payload).to_bytes(4, "big") + payload
+    async with serving(transport=wire, transport_options=gzip) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            sid = client.h2.get_next_available_stream_id()
+            headers = grpc_headers("/test.v1.Echo/Echo", ("grpc-accept-encoding", "gzip"))
+            client.h2.send_headers(sid, headers)
+            client.h2.send_data(sid, frame, end_stream=True)
+            await client.flush()
+            await client.read_until(lambda _: "grpc-status" in client.headers_of(sid))
+        finally:
+            await client.aclose()
+    got = client.headers_of(sid)
+    assert got["grpc-status"] == "0"
+    assert got["grpc-encoding"] == "gzip"
+    body = b"".join(e.data for e in client.of(h2.events.DataReceived) if e.stream_id == sid)
+    assert body[0] == 1
+    reply = codec.decode(gzip_module.decompress(body[5:]), EchoReply)
+    assert reply.text == "d" * 1000
+
+
 async def test_gzip_both_ways_between_micro_peers_and_per_call(wire: Transport) -> None:
     gzip = TransportOptions(compression="gzip")
     seen: list[str | None] = []
@@ -246,6 +348,17 @@ async def test_unknown_methods_and_services_are_unimplemented_with_a_content_typ
             await client.aclose()
     assert got["grpc-status"] == str(Status.UNIMPLEMENTED.value)
     assert got["content-type"].startswith("application/grpc")
+
+
+async def test_micro_clients_read_an_unknown_method_as_unimplemented(wire: Transport) -> None:
+    nope = dataclasses.replace(ECHO, name="Echo.Nope", path="/test.v1.Echo/Nope")
+    async with (
+        serving(transport=wire) as service,
+        micro.Client(registry=service.registry, transport=wire, retries=0) as client,
+    ):
+        with pytest.raises(micro.Error) as info:
+            await client.unary(nope, EchoRequest(), service="echo")
+    assert info.value.grpc_status is Status.UNIMPLEMENTED
 
 
 # -- connection management -------------------------------------------------------------
@@ -323,45 +436,29 @@ async def test_a_flood_of_streams_reset_by_the_client_is_bounded_with_goaway(
 # -- client cancel ---------------------------------------------------------------------
 
 
-async def _raw_server(requests: list[int], resets: list[int]) -> tuple[asyncio.Server, int]:
-    """A bare HTTP/2 server that answers nothing and records RST_STREAM codes."""
-    import h2.config
-    import h2.connection
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
-        conn.initiate_connection()
-        writer.write(conn.data_to_send())
-        while data := await reader.read(65536):
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.RequestReceived):
-                    requests.append(event.stream_id)
-                    conn.send_headers(
-                        event.stream_id, [(":status", "200"), ("content-type", "application/grpc")]
-                    )
-                if isinstance(event, h2.events.StreamReset):
-                    resets.append(int(event.error_code))
-            writer.write(conn.data_to_send())
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
 async def test_a_client_cancel_sends_rst_stream_cancel(wire: Transport) -> None:
     requests: list[int] = []
     resets: list[int] = []
-    server, port = await _raw_server(requests, resets)
-    try:
-        async with micro.Client(transport=wire, retries=0) as client:
-            task = asyncio.create_task(
-                client.unary(ECHO, EchoRequest(text="x"), address=f"127.0.0.1:{port}")
+
+    def on_event(conn: h2.connection.H2Connection, event: object) -> None:
+        """Headers for each request, never a status; RST_STREAM codes recorded."""
+        if isinstance(event, h2.events.RequestReceived):
+            requests.append(event.stream_id)
+            conn.send_headers(
+                event.stream_id, [(":status", "200"), ("content-type", "application/grpc")]
             )
-            await eventually(lambda: requests, what="the request at the server")
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            await eventually(lambda: resets, what="a RST_STREAM")
-    finally:
-        server.close()
+        if isinstance(event, h2.events.StreamReset):
+            resets.append(int(event.error_code))
+
+    async with bare_server(on_event) as address, micro.Client(transport=wire, retries=0) as client:
+        task = asyncio.create_task(client.unary(ECHO, EchoRequest(text="x"), address=address))
+        await eventually(lambda: requests, what="the request at the server")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await eventually(lambda: resets, what="a RST_STREAM")
     assert resets == [h2.errors.ErrorCodes.CANCEL]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

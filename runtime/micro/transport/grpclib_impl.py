@@ -368,7 +368,11 @@ class _Protocol(H2Protocol):
                 )
             elif kind is h2.events.RequestReceived:
                 self._last_active = time.monotonic()
-            elif kind is h2.events.StreamReset and self._reset_flood():
+            elif (
+                isinstance(event, h2.events.StreamReset)
+                and event.remote_reset
+                and self._reset_flood()
+            ):
                 return
             if kind in processors:  # others (unknown frame types, ...) are ignored
                 self.processor.process(event)
