@@ -21,6 +21,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
 import pytest
 
 import micro
@@ -398,6 +399,41 @@ async def test_idle_and_half_open_connections_are_closed(wire: Transport) -> Non
         finally:
             await idle.aclose()
             half[1].close()
+
+
+async def test_a_peer_that_stops_answering_keepalive_pings_is_closed(wire: Transport) -> None:
+    pings = TransportOptions(keepalive_time=0.2, keepalive_timeout=0.5)
+    async with serving(transport=wire, transport_options=pings) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            await client.read_until(lambda events: bool(client.of(h2.events.RemoteSettingsChanged)))
+            sid = client.h2.get_next_available_stream_id()
+            client.h2.send_headers(sid, grpc_headers("/test.v1.Echo/Chat"))  # a call stays open
+            await client.flush()
+            # from here on the peer reads frames but never answers a PING (h2 queues the
+            # ACKs; they are never sent): the server ends the connection (GOAWAY or EOF)
+            async with asyncio.timeout(30):
+                while data := await client.reader.read(65536):
+                    try:
+                        events = client.h2.receive_data(data)
+                    except h2.exceptions.ProtocolError:  # frames after the server's GOAWAY
+                        break
+                    if any(isinstance(e, h2.events.ConnectionTerminated) for e in events):
+                        break
+        finally:
+            await client.aclose()
+
+
+async def test_max_concurrent_streams_is_advertised(wire: Transport) -> None:
+    few = TransportOptions(max_concurrent_streams=7)
+    async with serving(transport=wire, transport_options=few) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            await client.read_until(
+                lambda _: client.h2.remote_settings.max_concurrent_streams == 7, timeout=10
+            )
+        finally:
+            await client.aclose()
 
 
 async def test_a_flood_of_streams_reset_by_the_client_is_bounded_with_goaway(

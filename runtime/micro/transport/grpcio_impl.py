@@ -210,6 +210,8 @@ def server_arguments(options: TransportOptions) -> tuple[tuple[str, Any], ...]:
         ("grpc.max_send_message_length", -1 if send is None else send),
         ("grpc.keepalive_time_ms", _ms(options.server_keepalive_time())),
         ("grpc.keepalive_timeout_ms", _ms(options.keepalive_timeout)),
+        # what the C-core waits for a PING's ACK (60 s by default, whatever the above)
+        ("grpc.http2.ping_timeout_ms", _ms(options.keepalive_timeout)),
         ("grpc.max_connection_idle_ms", _ms(options.server_idle_timeout())),
         ("grpc.server_handshake_timeout_ms", _ms(options.handshake_timeout)),
         ("grpc.max_concurrent_streams", options.max_concurrent_streams),
@@ -225,6 +227,7 @@ def channel_arguments(options: TransportOptions) -> tuple[tuple[str, Any], ...]:
         ("grpc.max_send_message_length", -1 if send is None else send),
         ("grpc.client_idle_timeout_ms", _ms(options.client_idle_timeout())),
         ("grpc.keepalive_timeout_ms", _ms(options.keepalive_timeout)),
+        ("grpc.http2.ping_timeout_ms", _ms(options.keepalive_timeout)),
     ]
     if options.keepalive_time is not None:
         arguments.append(("grpc.keepalive_time_ms", _ms(options.keepalive_time)))
