@@ -4,6 +4,7 @@ broken client would: frames a gRPC library would never send."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -92,10 +93,12 @@ def _s(value: str | bytes) -> str:
 @asynccontextmanager
 async def bare_server(
     on_event: Callable[[h2.connection.H2Connection, Any], None],
+    hangups: list[float] | None = None,
 ) -> AsyncIterator[str]:
     """A bare HTTP/2 server on 127.0.0.1 (its ``host:port`` yielded), calling
-    ``on_event(connection, event)`` for each h2 event; on exit it waits for its peers to
-    hang up (a few seconds at most)."""
+    ``on_event(connection, event)`` for each h2 event and noting in ``hangups`` when a
+    peer closed its connection; on exit it waits for its peers to hang up (a few seconds
+    at most)."""
     tasks: list[asyncio.Task[Any]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -110,6 +113,8 @@ async def bare_server(
                 for event in conn.receive_data(data):
                     on_event(conn, event)
                 writer.write(conn.data_to_send())
+            if hangups is not None:
+                hangups.append(time.monotonic())
         except ConnectionError:
             pass
         finally:

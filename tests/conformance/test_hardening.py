@@ -401,6 +401,31 @@ async def test_idle_and_half_open_connections_are_closed(wire: Transport) -> Non
             half[1].close()
 
 
+def _answer_every_request(conn: h2.connection.H2Connection, event: object) -> None:
+    if isinstance(event, h2.events.StreamEnded):
+        ok = [(":status", "200"), ("content-type", "application/grpc")]
+        conn.send_headers(event.stream_id, ok)
+        conn.send_data(event.stream_id, b"\x00\x00\x00\x00\x00")
+        conn.send_headers(event.stream_id, [("grpc-status", "0")], end_stream=True)
+
+
+async def test_a_client_closes_its_idle_connections(wire: Transport) -> None:
+    hangups: list[float] = []
+    quick = TransportOptions(idle_timeout=1.0)
+    async with (
+        bare_server(_answer_every_request, hangups) as idle,
+        bare_server(_answer_every_request) as busy,
+        micro.Client(transport=wire, retries=0, transport_options=quick) as client,
+    ):
+        await client.unary(ECHO, EchoRequest(), address=idle)
+
+        async def closed() -> bool:
+            await client.unary(ECHO, EchoRequest(), address=busy)  # keeps the client busy
+            return bool(hangups)
+
+        await eventually(closed, what="the idle connection closed by the client")
+
+
 async def test_a_peer_that_stops_answering_keepalive_pings_is_closed(wire: Transport) -> None:
     pings = TransportOptions(keepalive_time=0.2, keepalive_timeout=0.5)
     async with serving(transport=wire, transport_options=pings) as service:

@@ -791,6 +791,7 @@ class GrpclibClientTransport:
         self._channels: dict[str, Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._codec = _Codec()
+        self._swept = time.monotonic()
 
     def _channel(self, address: str) -> Channel:
         loop = asyncio.get_running_loop()
@@ -798,12 +799,28 @@ class GrpclibClientTransport:
             # channels are bound to the loop that created them (e.g. a new asyncio.run)
             self._discard()
             self._loop = loop
+        now = time.monotonic()
+        if now - self._swept >= 1.0:
+            self._swept = now
+            self._close_idle(now)
         channel = self._channels.get(address)
         if channel is None:
             host, port = parse_address(address)
             channel = Channel(host, port, codec=self._codec, config=self._config)
             self._channels[address] = channel
         return channel
+
+    def _close_idle(self, now: float) -> None:
+        """Close the connections without calls for ``idle_timeout`` (checked as calls are
+        made, at most once a second; servers close idle connections on their side too)."""
+        idle = self._options.client_idle_timeout()
+        for address, channel in list(self._channels.items()):
+            protocol = channel._protocol
+            if protocol is None or getattr(protocol.processor, "streams", None):
+                continue
+            if now - (channel._last_call_started or 0.0) >= idle:
+                del self._channels[address]
+                channel.close()
 
     def _discard(self) -> None:
         channels, self._channels = self._channels, {}
