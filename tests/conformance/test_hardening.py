@@ -325,6 +325,32 @@ async def test_an_unsupported_encoding_is_unimplemented_with_the_accepted_list(
         assert "gzip" in got["grpc-accept-encoding"]
 
 
+async def test_a_gzip_bomb_is_refused_as_it_inflates(wire: Transport) -> None:
+    bomb = gzip_module.compress(b"\x00" * (16 * MiB))  # 16 KiB on the wire
+    async with serving(transport=wire) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            sid = client.h2.get_next_available_stream_id()
+            client.h2.send_headers(
+                sid, grpc_headers("/test.v1.Echo/Echo", ("grpc-encoding", "gzip"))
+            )
+            client.h2.send_data(sid, b"\x01" + len(bomb).to_bytes(4, "big") + bomb, end_stream=True)
+            await client.flush()
+            await client.read_until(lambda _: "grpc-status" in client.headers_of(sid))
+        finally:
+            await client.aclose()
+    assert client.headers_of(sid)["grpc-status"] == str(Status.RESOURCE_EXHAUSTED.value)
+
+
+def test_options_are_checked_when_made() -> None:
+    with pytest.raises(ValueError, match="compression must be one of gzip, identity"):
+        TransportOptions(compression="br")
+    with pytest.raises(ValueError, match="max_receive_message_length"):
+        TransportOptions(max_receive_message_length=-1)
+    with pytest.raises(ValueError, match="idle_timeout"):
+        TransportOptions(idle_timeout=0)
+
+
 # -- unknown methods -------------------------------------------------------------------
 
 

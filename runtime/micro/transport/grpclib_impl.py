@@ -39,7 +39,7 @@ from h2.settings import SettingCodes
 from micro import codec
 from micro.address import format_address, parse_address
 from micro.codec import DecodeError
-from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
+from micro.errors import CLIENT_ID, ERROR_METADATA_KEY, Error, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
 from micro.status import Status
@@ -107,7 +107,7 @@ def _bad(message_type: type, why: str) -> DecodeError:
 
 
 async def _read_frame(
-    stream: H2Stream, limit: int | None, encoding: str, message_type: type
+    stream: H2Stream, limit: int | None, encoding: str, message_type: type, who: str = ""
 ) -> Any | None:
     """The next message, ``None`` at the end of the stream. The length prefix is checked
     against ``limit`` before a byte of the message is buffered."""
@@ -121,7 +121,7 @@ async def _read_frame(
             )
         size = int.from_bytes(prefix[1:5], "big")
         if limit is not None and size > limit:
-            raise receive_too_large(size, limit)
+            raise receive_too_large(size, limit, who)
         data = await stream.recv_data(size) if size else b""
     except AssertionError:  # grpclib's buffer: the stream ended inside a message
         raise DecodeError(
@@ -138,14 +138,14 @@ async def _read_frame(
             data = decompress(data, encoding, limit)
         except DecompressError as exc:
             if limit is not None and "larger than max" in str(exc):
-                raise receive_too_large(limit + 1, limit) from None
+                raise receive_too_large(limit + 1, limit, who) from None
             raise DecodeError(message_type, exc) from None
     return codec.decode(data, message_type)
 
 
-def _frame(data: bytes, limit: int | None, encoding: str) -> bytes:
+def _frame(data: bytes, limit: int | None, encoding: str, who: str = "") -> bytes:
     if limit is not None and len(data) > limit:
-        raise send_too_large(len(data), limit)
+        raise send_too_large(len(data), limit, who)
     flag = b"\x00"
     if encoding != "identity":
         data = compress(data, encoding)
@@ -661,7 +661,8 @@ class _OutboundCall:
                 (":authority", channel._authority),
             ]
             if self._deadline is not None:
-                headers.append(("grpc-timeout", encode_timeout(self._deadline - time.monotonic())))
+                remaining = max(0.0, self._deadline - time.monotonic())
+                headers.append(("grpc-timeout", encode_timeout(remaining)))
             headers += [
                 ("te", "trailers"),
                 ("content-type", _CONTENT_TYPE),
@@ -679,7 +680,7 @@ class _OutboundCall:
 
     async def _send(self, message: Any, end: bool) -> None:
         data = codec.encode(message, self._method.request_type)
-        frame = _frame(data, self._options.max_send_message_length, self._encoding)
+        frame = _frame(data, self._options.max_send_message_length, self._encoding, CLIENT_ID)
         grpc_stream = self._stream
         if grpc_stream._end_done:
             raise ProtocolError("Stream is ended")
@@ -700,6 +701,7 @@ class _OutboundCall:
                 self._options.max_receive_message_length,
                 _encoding_of(grpc_stream._stream.headers),
                 self._method.response_type,
+                CLIENT_ID,
             )
 
     async def unary(self, message: Any) -> Any | None:

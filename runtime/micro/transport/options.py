@@ -108,19 +108,20 @@ class TransportOptions:
 DEFAULT = TransportOptions()
 
 
-def receive_too_large(size: int, limit: int) -> Error:
-    """The error for a received message of ``size`` bytes over ``limit``."""
+def receive_too_large(size: int, limit: int, who: str = "") -> Error:
+    """The error for a received message of ``size`` bytes over ``limit`` (``who``: the
+    error's id, the client's own on a client)."""
     return Error(
-        "",
+        who,
         429,
         f"received message larger than max ({size} vs. {limit})",
         grpc_status=Status.RESOURCE_EXHAUSTED,
     )
 
 
-def send_too_large(size: int, limit: int) -> Error:
+def send_too_large(size: int, limit: int, who: str = "") -> Error:
     return Error(
-        "",
+        who,
         429,
         f"sent message larger than max ({size} vs. {limit})",
         grpc_status=Status.RESOURCE_EXHAUSTED,
