@@ -31,7 +31,7 @@ from micro.transport import GrpcioTransport, Transport, TransportOptions
 from micro.transport.grpclib_impl import GrpclibTransport
 from micro.transport.options import MiB
 from tests.conformance.raw_h2 import RawClient, bare_server, grpc_headers
-from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
+from tests.runtime.echo_kit import ECHO, Echo, EchoReply, EchoRequest, serving
 from tests.waiting import eventually
 
 WIRES: dict[str, Callable[[], Transport]] = {"grpcio": GrpcioTransport, "grpclib": GrpclibTransport}
@@ -278,6 +278,36 @@ async def test_a_gzip_service_compresses_replies_for_clients_that_accept_it(
     assert body[0] == 1
     reply = codec.decode(gzip_module.decompress(body[5:]), EchoReply)
     assert reply.text == "d" * 1000
+
+
+@pytest.mark.parametrize("default", ["identity", "gzip"])
+async def test_a_handler_chooses_its_replys_compression(wire: Transport, default: str) -> None:
+    choice = "gzip" if default == "identity" else "identity"  # the other one
+
+    class Choosy(Echo):
+        async def echo(self, request: EchoRequest, context: micro.Context) -> EchoReply:
+            context.set_compression(choice)
+            return EchoReply(text=request.text)
+
+    payload = codec.encode(EchoRequest(text="e" * 1000), EchoRequest)
+    async with serving(
+        Choosy(), transport=wire, transport_options=TransportOptions(compression=default)
+    ) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            sid = client.h2.get_next_available_stream_id()
+            headers = grpc_headers("/test.v1.Echo/Echo", ("grpc-accept-encoding", "gzip"))
+            client.h2.send_headers(sid, headers)
+            client.h2.send_data(
+                sid, b"\x00" + len(payload).to_bytes(4, "big") + payload, end_stream=True
+            )
+            await client.flush()
+            await client.read_until(lambda _: "grpc-status" in client.headers_of(sid))
+        finally:
+            await client.aclose()
+    assert client.headers_of(sid)["grpc-status"] == "0"
+    body = b"".join(e.data for e in client.of(h2.events.DataReceived) if e.stream_id == sid)
+    assert body[0] == (1 if choice == "gzip" else 0)  # the handler's choice won
 
 
 async def test_gzip_both_ways_between_micro_peers_and_per_call(wire: Transport) -> None:

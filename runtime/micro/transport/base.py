@@ -60,6 +60,11 @@ class InboundCall(Protocol):
         Raises :class:`micro.codec.DecodeError` on undecodable bytes."""
         ...
 
+    def set_compression(self, encoding: str) -> None:
+        """Compress the replies with ``encoding`` (before :meth:`send_header`), where the
+        client accepts it."""
+        ...
+
     async def send_header(self, metadata: Pairs) -> None:
         """Send response headers now (implicitly empty before the first :meth:`send`)."""
         ...

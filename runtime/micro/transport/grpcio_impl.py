@@ -75,6 +75,7 @@ class _InboundCall:
     """One incoming RPC on a grpcio servicer context."""
 
     __slots__ = (
+        "_compressed",
         "_context",
         "_deadline",
         "_header_sent",
@@ -92,6 +93,7 @@ class _InboundCall:
         self._method = method
         self._request = request  # raw bytes for unary-request kinds, else _NO_REQUEST
         self._header_sent = False
+        self._compressed = False
         self._metadata: MetadataView | None = None
         remaining = context.time_remaining()
         self._deadline = None if remaining is None else time.monotonic() + remaining
@@ -134,11 +136,17 @@ class _InboundCall:
             return None
         return codec.decode(data, self._method.request_type)
 
+    def set_compression(self, encoding: str) -> None:
+        self._context.set_compression(_COMPRESSION[encoding])
+        self._compressed = True
+
     async def send_header(self, metadata: Pairs) -> None:
         if self._header_sent:
             return
         self._header_sent = True
-        if metadata:  # else grpcio sends empty headers with the first message
+        # else grpcio sends empty headers with the first message, without the encoding
+        # a handler chose
+        if metadata or self._compressed:
             await self._context.send_initial_metadata(tuple(metadata))
 
     async def send(self, message: Any) -> None:

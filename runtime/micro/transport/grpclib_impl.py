@@ -169,18 +169,20 @@ class _InboundCall:
         self._method = method
         self._header_sent = False
         self._options = options
-        headers = getattr(stream._stream, "request_headers", None)
-        self._encoding = _encoding_of(headers)  # of the requests (checked before dispatch)
-        # the replies' own: the service's default, where the client accepts it
-        reply_encoding = options.compression
-        if reply_encoding != "identity" and not _accepts(headers, reply_encoding):
-            reply_encoding = "identity"
-        self._reply_encoding = reply_encoding
+        self._request_headers = getattr(stream._stream, "request_headers", None)
+        self._encoding = _encoding_of(self._request_headers)  # of the requests (checked)
+        self._reply_encoding = "identity"
+        self.set_compression(options.compression)  # the service's default
         metadata = stream.metadata
         self._metadata = MetadataView(metadata.items() if metadata is not None else ())
         deadline = stream.deadline
         self._deadline = None if deadline is None else time.monotonic() + deadline.time_remaining()
         self._peer: str | None = None  # looked up on first use: a syscall most calls skip
+
+    def set_compression(self, encoding: str) -> None:
+        """The replies' encoding: ``encoding`` where the client accepts it."""
+        accepted = encoding == "identity" or _accepts(self._request_headers, encoding)
+        self._reply_encoding = encoding if accepted else "identity"
 
     @property
     def method(self) -> AnyMethod:
