@@ -58,7 +58,13 @@ from micro.spec import AnyMethod, Kind, Method, Req, Resp
 from micro.status import Status
 from micro.streams import BidiStream, ServerStream
 from micro.tls import TLSSetting
-from micro.transport import ClientTransport, OutboundCall, Transport
+from micro.transport import (
+    ClientTransport,
+    OutboundCall,
+    Transport,
+    TransportOptions,
+    wire_settings,
+)
 
 __all__ = ["Client", "ClientCall", "ClientMiddleware", "ClientNext", "Reply", "default"]
 
@@ -82,6 +88,8 @@ class ClientCall:
     request: Any
     metadata: Pairs = field(default_factory=list)
     deadline: float | None = None
+    #: ``"gzip"`` or ``"identity"``: this call's request compression (None: the client's)
+    compression: str | None = None
     _outbound: OutboundCall | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:  # the metadata without credentials
@@ -164,6 +172,7 @@ class Client(AsyncClosing):
         tls: TLSSetting = None,
         token: str | None = None,
         forward_token: bool | None = None,
+        transport_options: TransportOptions | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
@@ -178,9 +187,7 @@ class Client(AsyncClosing):
         self._cache_ttl = cache_ttl
         self._nodes = NodeCache(lambda: self.registry, cache_ttl)
         wire = transport if transport is not None else transport_mod.from_env()
-        self._transport: ClientTransport = (
-            wire.client() if resolved is None else wire.client(tls=resolved)
-        )
+        self._transport: ClientTransport = wire.client(**wire_settings(resolved, transport_options))
         self._token = (auth_mod.client_token() if token is None else token) or None
         self._forward_token = (
             auth_mod.forward_from_env() if forward_token is None else forward_token
@@ -302,7 +309,9 @@ class Client(AsyncClosing):
             address = (
                 call.address or self._pick_cached(call, tried) or await self._pick(call, tried)
             )
-            outbound = self._transport.open(address, call.method, call.metadata, call.deadline)
+            outbound = self._transport.open(
+                address, call.method, call.metadata, call.deadline, compression=call.compression
+            )
             try:
                 result = await run(outbound, call)
                 call._outbound = outbound

@@ -42,12 +42,14 @@ class ResponseMetadata:
     the final status. The server side sends it; handlers add to it through their
     :class:`Context` (``set_header`` / ``set_trailer``) or ``context.response``."""
 
-    __slots__ = ("_headers", "_headers_sent", "_trailers")
+    __slots__ = ("_headers", "_headers_sent", "_trailers", "compression")
 
     def __init__(self) -> None:
         self._headers: Pairs = []
         self._trailers: Pairs = []
         self._headers_sent = False
+        #: this reply's encoding (``"gzip"`` / ``"identity"``), ``None``: the service's
+        self.compression: str | None = None
 
     @property
     def headers_sent(self) -> bool:
@@ -129,6 +131,16 @@ class Context:
     def set_trailer(self, key: str, value: str | bytes) -> None:
         """Add response trailer metadata, sent with the final status (also on errors)."""
         self.response.add_trailer(key, value)
+
+    def set_compression(self, encoding: str) -> None:
+        """Compress this call's replies with ``encoding`` (``"gzip"`` or ``"identity"``)
+        instead of the service's default, where the client accepts it; only before the
+        first response message is sent."""
+        if encoding not in ("gzip", "identity"):
+            raise ValueError(f"compression must be gzip or identity, not {encoding!r}")
+        if self.response.headers_sent:
+            raise RuntimeError("response headers were already sent")
+        self.response.compression = encoding
 
     def __repr__(self) -> str:
         return (

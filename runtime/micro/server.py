@@ -225,6 +225,8 @@ class Dispatcher:
 
         async def send(item: Any) -> None:
             if not answer.headers_sent:  # once, not a header copy per streamed item
+                if answer.compression is not None:
+                    inbound.set_compression(answer.compression)
                 await inbound.send_header(answer.send_headers())
             await inbound.send(item)
 

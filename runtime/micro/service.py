@@ -50,7 +50,7 @@ from micro.registry import DEFAULT_TTL, Endpoint, Node, Registry, RegistryError,
 from micro.server import Dispatcher, ServerMiddleware, stray_methods
 from micro.spec import AnyMethod, ServiceSpec
 from micro.tls import TLSSetting
-from micro.transport import ServerTransport, Transport
+from micro.transport import ServerTransport, Transport, TransportOptions, wire_settings
 
 __all__ = ["Hook", "Service", "StartError"]
 
@@ -134,6 +134,7 @@ class Service:
         transport: Transport | None = None,
         tls: TLSSetting = None,
         auth: auth_mod.Auth | bool | None = None,
+        transport_options: TransportOptions | None = None,
     ) -> None:
         if not name:
             raise ValueError("a service needs a name")
@@ -151,6 +152,7 @@ class Service:
             raise TypeError("auth takes a micro.auth.Auth, None (from the environment) or False")
         self._auth_setting = auth
         self.auth: auth_mod.Auth | None = None  # resolved at start
+        self._wire_options = transport_options  # limits, compression: docs/hardening.md
         self._subscribers: list[tuple[Event[Any], EventHandler[Any], str | None]] = []
         self._subscriptions: list[Subscription] = []
         self._on_start = list(on_start)
@@ -355,12 +357,10 @@ class Service:
         self._warn_stray_methods()
         try:
             tls = tls_mod.resolve(self._tls_setting)
-            routes, dispatch = self._dispatcher.routes, self._dispatcher.dispatch
-            # without TLS, the call any Transport takes (one written before tls= was)
-            transport = (
-                self._wire.server(routes, dispatch)
-                if tls is None
-                else self._wire.server(routes, dispatch, tls=tls)
+            transport = self._wire.server(
+                self._dispatcher.routes,
+                self._dispatcher.dispatch,
+                **wire_settings(tls, self._wire_options),
             )
         except ConfigError as exc:
             raise ConfigError(f"{self.name}: {exc}") from None

@@ -15,6 +15,7 @@ from micro.spec import AnyMethod
 from micro.tls import TLS
 from micro.transport import ClientTransport, Dispatch, GrpcioTransport, ServerTransport, Transport
 from micro.transport.grpclib_impl import GrpclibTransport
+from micro.transport.options import DEFAULT, TransportOptions
 from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest, serving
 
 TRANSPORTS = pytest.mark.parametrize("inner", [GrpcioTransport, GrpclibTransport])
@@ -31,14 +32,21 @@ class Counting:
         self.clients = 0
 
     def server(
-        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        tls: TLS | None = None,
+        options: TransportOptions = DEFAULT,
     ) -> ServerTransport:
         self.servers += 1
-        return self.inner.server(routes, dispatch, tls=tls)
+        return self.inner.server(routes, dispatch, tls=tls, options=options)
 
-    def client(self, *, tls: TLS | None = None) -> ClientTransport:
+    def client(
+        self, *, tls: TLS | None = None, options: TransportOptions = DEFAULT
+    ) -> ClientTransport:
         self.clients += 1
-        return self.inner.client(tls=tls)
+        return self.inner.client(tls=tls, options=options)
 
 
 @TRANSPORTS

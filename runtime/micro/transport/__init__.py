@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from micro._backends import Backends
+from micro.tls import TLS
 from micro.transport.base import (
     ClientTransport,
     Dispatch,
@@ -26,6 +27,7 @@ from micro.transport.base import (
     Transport,
 )
 from micro.transport.grpcio_impl import GrpcioTransport
+from micro.transport.options import TransportOptions
 
 if TYPE_CHECKING:
     from micro.transport.grpclib_impl import GrpclibTransport
@@ -40,8 +42,10 @@ __all__ = [
     "OutboundCall",
     "ServerTransport",
     "Transport",
+    "TransportOptions",
     "backends",
     "from_env",
+    "wire_settings",
 ]
 
 DEFAULT_BACKEND = "grpcio"
@@ -67,6 +71,17 @@ _BACKENDS: Backends[Transport] = Backends(
     DEFAULT_BACKEND,
     {"grpcio": lambda environ: GrpcioTransport(), "grpclib": _grpclib},
 )
+
+
+def wire_settings(tls: TLS | None, options: TransportOptions | None) -> dict[str, Any]:
+    """The keywords of ``Transport.server()`` / ``client()`` for these settings: only those
+    set, so that a transport written before a keyword existed still serves without it."""
+    settings: dict[str, Any] = {}
+    if tls is not None:
+        settings["tls"] = tls
+    if options is not None:
+        settings["options"] = options
+    return settings
 
 
 def backends() -> list[str]:

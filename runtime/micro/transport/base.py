@@ -26,6 +26,7 @@ from micro.errors import Error
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod
 from micro.tls import TLS
+from micro.transport.options import TransportOptions
 
 __all__ = [
     "ClientTransport",
@@ -58,6 +59,11 @@ class InboundCall(Protocol):
         """The next request message, ``None`` once the client half-closed.
 
         Raises :class:`micro.codec.DecodeError` on undecodable bytes."""
+        ...
+
+    def set_compression(self, encoding: str) -> None:
+        """Compress the replies with ``encoding`` (before :meth:`send_header`), where the
+        client accepts it."""
         ...
 
     async def send_header(self, metadata: Pairs) -> None:
@@ -138,9 +144,16 @@ class OutboundCall(Protocol):
 
 class ClientTransport(Protocol):
     def open(
-        self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
+        self,
+        address: str,
+        method: AnyMethod,
+        metadata: Pairs,
+        deadline: float | None,
+        *,
+        compression: str | None = None,
     ) -> OutboundCall:
-        """Prepare a call to ``address`` (``host:port``); nothing is sent yet."""
+        """Prepare a call to ``address`` (``host:port``); nothing is sent yet.
+        ``compression`` (``"gzip"`` / ``"identity"``) overrides the client's default."""
         ...
 
     async def close(self) -> None: ...
@@ -153,13 +166,20 @@ class Transport(Protocol):
     def name(self) -> str: ...
 
     def server(
-        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        tls: TLS | None = None,
+        options: TransportOptions = ...,
     ) -> ServerTransport:
         """A server for ``routes`` (gRPC path -> Method) calling ``dispatch`` per RPC;
-        serving TLS with ``tls`` (:class:`~micro._config.ConfigError` if it cannot)."""
+        serving TLS with ``tls`` (:class:`~micro._config.ConfigError` if it cannot), with
+        the limits, compression and connection management of ``options``."""
         ...
 
-    def client(self, *, tls: TLS | None = None) -> ClientTransport:
+    def client(self, *, tls: TLS | None = None, options: TransportOptions = ...) -> ClientTransport:
         """A client side, holding its own connections until ``close()``; every connection
-        is TLS with ``tls``, verified as it says (never plaintext)."""
+        is TLS with ``tls``, verified as it says (never plaintext), and follows
+        ``options``."""
         ...

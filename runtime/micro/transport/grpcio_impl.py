@@ -36,6 +36,7 @@ from micro.status import Status
 from micro.tls import TLS, Files
 from micro.transport import _local as local
 from micro.transport.base import Dispatch
+from micro.transport.options import DEFAULT, ENCODINGS, TransportOptions
 
 __all__ = ["GrpcioClientTransport", "GrpcioServerTransport", "GrpcioTransport"]
 
@@ -76,6 +77,7 @@ class _InboundCall:
     """One incoming RPC on a grpcio servicer context."""
 
     __slots__ = (
+        "_compressed",
         "_context",
         "_deadline",
         "_header_sent",
@@ -93,6 +95,7 @@ class _InboundCall:
         self._method = method
         self._request = request  # raw bytes for unary-request kinds, else _NO_REQUEST
         self._header_sent = False
+        self._compressed = False
         self._metadata: MetadataView | None = None
         remaining = context.time_remaining()
         self._deadline = None if remaining is None else time.monotonic() + remaining
@@ -135,11 +138,17 @@ class _InboundCall:
             return None
         return codec.decode(data, self._method.request_type)
 
+    def set_compression(self, encoding: str) -> None:
+        self._context.set_compression(_COMPRESSION[encoding])
+        self._compressed = True
+
     async def send_header(self, metadata: Pairs) -> None:
         if self._header_sent:
             return
         self._header_sent = True
-        if metadata:  # else grpcio sends empty headers with the first message
+        # else grpcio sends empty headers with the first message, without the encoding
+        # a handler chose
+        if metadata or self._compressed:
             await self._context.send_initial_metadata(tuple(metadata))
 
     async def send(self, message: Any) -> None:
@@ -222,6 +231,46 @@ def _server_credentials(tls: TLS) -> Any:
     )
 
 
+_COMPRESSION = {"gzip": grpc.Compression.Gzip, "identity": grpc.Compression.NoCompression}
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def server_arguments(options: TransportOptions) -> tuple[tuple[str, Any], ...]:
+    """``options`` as grpcio server channel arguments."""
+    receive = options.max_receive_message_length
+    send = options.max_send_message_length
+    return (
+        ("grpc.max_receive_message_length", -1 if receive is None else receive),
+        ("grpc.max_send_message_length", -1 if send is None else send),
+        ("grpc.keepalive_time_ms", _ms(options.server_keepalive_time())),
+        ("grpc.keepalive_timeout_ms", _ms(options.keepalive_timeout)),
+        # what the C-core waits for a PING's ACK (60 s by default, whatever the above)
+        ("grpc.http2.ping_timeout_ms", _ms(options.keepalive_timeout)),
+        ("grpc.max_connection_idle_ms", _ms(options.server_idle_timeout())),
+        ("grpc.server_handshake_timeout_ms", _ms(options.handshake_timeout)),
+        ("grpc.max_concurrent_streams", options.max_concurrent_streams),
+    )
+
+
+def channel_arguments(options: TransportOptions) -> tuple[tuple[str, Any], ...]:
+    """``options`` as grpcio client channel arguments."""
+    receive = options.max_receive_message_length
+    send = options.max_send_message_length
+    arguments: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", -1 if receive is None else receive),
+        ("grpc.max_send_message_length", -1 if send is None else send),
+        ("grpc.client_idle_timeout_ms", _ms(options.client_idle_timeout())),
+        ("grpc.keepalive_timeout_ms", _ms(options.keepalive_timeout)),
+        ("grpc.http2.ping_timeout_ms", _ms(options.keepalive_timeout)),
+    ]
+    if options.keepalive_time is not None:
+        arguments.append(("grpc.keepalive_time_ms", _ms(options.keepalive_time)))
+    return tuple(arguments)
+
+
 def _probe(host: str, port: int, *, reuse_port: bool) -> None:
     """Bind ``host:port`` once and let go, raising the OSError grpcio would hide."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -242,9 +291,12 @@ class GrpcioServerTransport:
         *,
         options: Sequence[tuple[str, Any]] = SERVER_OPTIONS,
         tls: TLS | None = None,
+        transport_options: TransportOptions = DEFAULT,
     ) -> None:
         self._handlers = {path: _handler(method, dispatch) for path, method in routes.items()}
-        self._options = tuple(options)
+        # grpcio's channel arguments given explicitly win over those of transport_options
+        self._options = (*server_arguments(transport_options), *options)
+        self._compression = _COMPRESSION[transport_options.compression]
         self._credentials = None if tls is None else _server_credentials(tls)
         self._server: grpc.aio.Server | None = None
         self._guard: asyncio.Task[None] | None = None
@@ -254,7 +306,7 @@ class GrpcioServerTransport:
             raise RuntimeError("transport already started")
         if port:  # the OS's reason, where grpcio would only log one
             _probe(host, port, reuse_port=bool(dict(self._options).get("grpc.so_reuseport")))
-        server = grpc.aio.server(options=self._options)
+        server = grpc.aio.server(options=self._options, compression=self._compression)
         server.add_generic_rpc_handlers((_Routes(self._handlers),))
         try:
             where = format_address(host, port)
@@ -296,12 +348,18 @@ class _Channel:
     """A ``grpc.aio`` channel and its multi-callables, one per method path."""
 
     def __init__(
-        self, address: str, options: Sequence[tuple[str, Any]], credentials: Any = None
+        self,
+        address: str,
+        options: Sequence[tuple[str, Any]],
+        credentials: Any = None,
+        compression: grpc.Compression = grpc.Compression.NoCompression,
     ) -> None:
         self.channel = (
-            grpc.aio.insecure_channel(address, options=options)
+            grpc.aio.insecure_channel(address, options=options, compression=compression)
             if credentials is None
-            else grpc.aio.secure_channel(address, credentials, options=options)
+            else grpc.aio.secure_channel(
+                address, credentials, options=options, compression=compression
+            )
         )
         self.plaintext = credentials is None
         self._callables: dict[str, Any] = {}
@@ -357,6 +415,7 @@ class _OutboundCall:
         "_address",
         "_call",
         "_callable",
+        "_compression",
         "_finished",
         "_headers",
         "_lost",
@@ -375,9 +434,11 @@ class _OutboundCall:
         method: AnyMethod,
         metadata: Pairs,
         deadline: float | None,
+        compression: str | None = None,
     ) -> None:
         self._callable = channel.callable(method)
         self._plaintext = channel.plaintext
+        self._compression = None if compression is None else _compression(compression)
         self._address = address
         self._method = method
         self._metadata = tuple(metadata) if metadata else None
@@ -439,10 +500,13 @@ class _OutboundCall:
         return local.failed(self._method, exc)
 
     def _open(self, request: bytes | None) -> None:
+        extra = {} if self._compression is None else {"compression": self._compression}
         if request is None:
-            self._call = self._callable(timeout=self._timeout, metadata=self._metadata)
+            self._call = self._callable(timeout=self._timeout, metadata=self._metadata, **extra)
         else:
-            self._call = self._callable(request, timeout=self._timeout, metadata=self._metadata)
+            self._call = self._callable(
+                request, timeout=self._timeout, metadata=self._metadata, **extra
+            )
 
     async def _metadata_of_done_call(self) -> None:
         self._headers = _view(await self._call.initial_metadata())
@@ -583,11 +647,24 @@ class _OutboundCall:
             call.cancel()  # RST_STREAM CANCEL
 
 
+def _compression(name: str) -> grpc.Compression:
+    if name not in ENCODINGS:
+        raise ValueError(f"compression must be one of {', '.join(ENCODINGS)}, not {name!r}")
+    return _COMPRESSION[name]
+
+
 class GrpcioClientTransport:
     """One ``grpc.aio`` channel per node address, bound to the running event loop."""
 
-    def __init__(self, *, options: Sequence[tuple[str, Any]] = (), tls: TLS | None = None) -> None:
-        self._options = tuple(options)
+    def __init__(
+        self,
+        *,
+        options: Sequence[tuple[str, Any]] = (),
+        tls: TLS | None = None,
+        transport_options: TransportOptions = DEFAULT,
+    ) -> None:
+        self._options = (*channel_arguments(transport_options), *options)
+        self._compression = _COMPRESSION[transport_options.compression]
         self._files: Files | None = None
         self._credentials: Any = None
         if tls is not None:
@@ -615,7 +692,9 @@ class GrpcioClientTransport:
             parse_address(address)  # "host:port" or a clear error, before grpcio resolves it
             if self._files is not None and self._files.reload():  # rotated files
                 self._credentials = self._channel_credentials(self._files)
-            channel = self._channels[address] = _Channel(address, self._options, self._credentials)
+            channel = self._channels[address] = _Channel(
+                address, self._options, self._credentials, self._compression
+            )
         return channel
 
     @staticmethod
@@ -625,9 +704,17 @@ class GrpcioClientTransport:
         )
 
     def open(
-        self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
+        self,
+        address: str,
+        method: AnyMethod,
+        metadata: Pairs,
+        deadline: float | None,
+        *,
+        compression: str | None = None,
     ) -> _OutboundCall:
-        return _OutboundCall(self._channel(address), address, method, metadata, deadline)
+        return _OutboundCall(
+            self._channel(address), address, method, metadata, deadline, compression
+        )
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
@@ -658,12 +745,23 @@ class GrpcioTransport:
         self._channel_options = tuple(channel_options)
 
     def server(
-        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        tls: TLS | None = None,
+        options: TransportOptions = DEFAULT,
     ) -> GrpcioServerTransport:
-        return GrpcioServerTransport(routes, dispatch, options=self._server_options, tls=tls)
+        return GrpcioServerTransport(
+            routes, dispatch, options=self._server_options, tls=tls, transport_options=options
+        )
 
-    def client(self, *, tls: TLS | None = None) -> GrpcioClientTransport:
-        return GrpcioClientTransport(options=self._channel_options, tls=tls)
+    def client(
+        self, *, tls: TLS | None = None, options: TransportOptions = DEFAULT
+    ) -> GrpcioClientTransport:
+        return GrpcioClientTransport(
+            options=self._channel_options, tls=tls, transport_options=options
+        )
 
     def __repr__(self) -> str:
         return f"GrpcioTransport(reuse_port={self.reuse_port})"

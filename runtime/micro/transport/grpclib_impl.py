@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+import h2.events
 import h2.exceptions
 from grpclib.client import Channel
 from grpclib.client import Stream as ClientStream
@@ -21,21 +22,42 @@ from grpclib.const import Cardinality, Handler
 from grpclib.const import Status as GrpclibStatus
 from grpclib.encoding.base import CodecBase
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
-from grpclib.metadata import decode_grpc_message, decode_metadata
+from grpclib.metadata import (
+    USER_AGENT,
+    decode_grpc_message,
+    decode_metadata,
+    encode_grpc_message,
+    encode_metadata,
+    encode_timeout,
+)
 from grpclib.protocol import H2Protocol
+from grpclib.protocol import Stream as H2Stream
+from grpclib.server import Handler as ConnectionHandler
 from grpclib.server import Server
 from grpclib.server import Stream as ServerStream
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
 
 from micro import codec
 from micro.address import format_address, parse_address
 from micro.codec import DecodeError
-from micro.errors import ERROR_METADATA_KEY, Error, from_grpc
+from micro.errors import CLIENT_ID, ERROR_METADATA_KEY, Error, from_grpc
 from micro.metadata import MetadataView, Pairs
 from micro.spec import AnyMethod, Kind
 from micro.status import Status
 from micro.tls import TLS, Files
 from micro.transport import _local as local
 from micro.transport.base import Dispatch
+from micro.transport.options import (
+    DEFAULT,
+    ENCODINGS,
+    DecompressError,
+    TransportOptions,
+    compress,
+    decompress,
+    receive_too_large,
+    send_too_large,
+)
 
 __all__ = ["GrpclibClientTransport", "GrpclibServerTransport", "GrpclibTransport"]
 
@@ -74,21 +96,109 @@ class _Codec(CodecBase):
         return codec.decode(data, message_type)
 
 
+# -- framing: length prefix, limits and compression -------------------------------------
+# grpclib's own framing buffers a whole message whatever its length prefix claims, and
+# refuses compressed messages: messages cross here instead, on grpclib's HTTP/2 streams.
+
+_ACCEPT_ENCODING = ",".join(ENCODINGS)
+_CONTENT_TYPE = "application/grpc"
+
+
+def _encoding_of(headers: Any) -> str:
+    for key, value in headers or ():
+        if key == "grpc-encoding":
+            return str(value)
+    return "identity"
+
+
+def _accepts(headers: Any, encoding: str) -> bool:
+    for key, value in headers or ():
+        if key == "grpc-accept-encoding":
+            return encoding in (part.strip() for part in str(value).split(","))
+    return False
+
+
+def _bad(message_type: type, why: str) -> DecodeError:
+    return DecodeError(message_type, ValueError(why))
+
+
+async def _read_frame(
+    stream: H2Stream, limit: int | None, encoding: str, message_type: type, who: str = ""
+) -> Any | None:
+    """The next message, ``None`` at the end of the stream. The length prefix is checked
+    against ``limit`` before a byte of the message is buffered."""
+    try:
+        prefix = await stream.recv_data(5)
+        if not prefix:
+            return None
+        if len(prefix) < 5:
+            raise DecodeError(
+                message_type, ValueError("truncated message: incomplete length prefix")
+            )
+        size = int.from_bytes(prefix[1:5], "big")
+        if limit is not None and size > limit:
+            raise receive_too_large(size, limit, who)
+        data = await stream.recv_data(size) if size else b""
+    except AssertionError:  # grpclib's buffer: the stream ended inside a message
+        raise DecodeError(
+            message_type, ValueError("truncated message: the stream ended inside it")
+        ) from None
+    if len(data) != size:
+        raise _bad(message_type, "truncated message: the stream ended inside it")
+    if prefix[0]:
+        if encoding == "identity":
+            raise DecodeError(
+                message_type, ValueError("compressed message without a grpc-encoding")
+            )
+        try:
+            data = decompress(data, encoding, limit)
+        except DecompressError as exc:
+            if limit is not None and "larger than max" in str(exc):
+                raise receive_too_large(limit + 1, limit, who) from None
+            raise DecodeError(message_type, exc) from None
+    return codec.decode(data, message_type)
+
+
+def _frame(data: bytes, limit: int | None, encoding: str, who: str = "") -> bytes:
+    if limit is not None and len(data) > limit:
+        raise send_too_large(len(data), limit, who)
+    flag = b"\x00"
+    if encoding != "identity":
+        data = compress(data, encoding)
+        flag = b"\x01"
+    return flag + len(data).to_bytes(4, "big") + data
+
+
 # -- server ---------------------------------------------------------------------------
 
 
 class _InboundCall:
     """An incoming RPC on a grpclib server stream."""
 
-    def __init__(self, stream: ServerStream[Any, Any], method: AnyMethod) -> None:
+    def __init__(
+        self,
+        stream: ServerStream[Any, Any],
+        method: AnyMethod,
+        options: TransportOptions = DEFAULT,
+    ) -> None:
         self._stream = stream
         self._method = method
         self._header_sent = False
+        self._options = options
+        self._request_headers = getattr(stream._stream, "request_headers", None)
+        self._encoding = _encoding_of(self._request_headers)  # of the requests (checked)
+        self._reply_encoding = "identity"
+        self.set_compression(options.compression)  # the service's default
         metadata = stream.metadata
         self._metadata = MetadataView(metadata.items() if metadata is not None else ())
         deadline = stream.deadline
         self._deadline = None if deadline is None else time.monotonic() + deadline.time_remaining()
         self._peer: str | None = None  # looked up on first use: a syscall most calls skip
+
+    def set_compression(self, encoding: str) -> None:
+        """The replies' encoding: ``encoding`` where the client accepts it."""
+        accepted = encoding == "identity" or _accepts(self._request_headers, encoding)
+        self._reply_encoding = encoding if accepted else "identity"
 
     @property
     def method(self) -> AnyMethod:
@@ -113,18 +223,32 @@ class _InboundCall:
         return self._peer
 
     async def recv(self) -> Any | None:
-        return await self._stream.recv_message()
+        return await _read_frame(
+            self._stream._stream,
+            self._options.max_receive_message_length,
+            self._encoding,
+            self._method.request_type,
+        )
 
     async def send_header(self, metadata: Pairs) -> None:
         if self._header_sent:
             return
         self._header_sent = True
-        await self._stream.send_initial_metadata(metadata=metadata)
+        headers = [(":status", "200"), ("content-type", _CONTENT_TYPE)]
+        if self._reply_encoding != "identity":
+            headers.append(("grpc-encoding", self._reply_encoding))
+        headers.append(("grpc-accept-encoding", _ACCEPT_ENCODING))
+        headers.extend(encode_metadata(metadata))
+        await self._stream._stream.send_headers(headers)
+        self._stream._send_initial_metadata_done = True
 
     async def send(self, message: Any) -> None:
         if not self._header_sent:
             await self.send_header([])
-        await self._stream.send_message(message)
+        data = codec.encode(message, self._method.response_type)
+        frame = _frame(data, self._options.max_send_message_length, self._reply_encoding)
+        await self._stream._stream.send_data(frame)
+        self._stream._send_message_done = True
 
     async def finish(self, error: Error | None, trailers: Pairs) -> None:
         try:
@@ -140,23 +264,179 @@ class _InboundCall:
             log.debug("client went away before the status of %s was sent", self._method.path)
 
 
-class _Server(Server):
-    """grpclib Server that remembers its connections so close() can drop them."""
+async def _trailers_only(
+    stream: ServerStream[Any, Any], status: Status, message: str, *extra: tuple[str, str]
+) -> None:
+    """End ``stream`` with a status and no message, as a proper gRPC reply (with its
+    content-type: grpclib's own early replies lack one, which clients read as UNKNOWN)."""
+    headers = [
+        (":status", "200"),
+        ("content-type", _CONTENT_TYPE),
+        ("grpc-status", str(status.value)),
+        ("grpc-message", encode_grpc_message(message)),
+        *extra,
+    ]
+    try:
+        await stream._stream.send_headers(headers, end_stream=True)
+    except (h2.exceptions.StreamClosedError, StreamTerminatedError):
+        return
+    stream._send_initial_metadata_done = True
+    stream._send_trailing_metadata_done = True
+    if stream._stream.closable:
+        stream._stream.reset_nowait()  # no request bytes are read: stop the client's
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+async def _unknown_method(stream: ServerStream[Any, Any]) -> None:
+    await _trailers_only(stream, Status.UNIMPLEMENTED, f"unknown method {stream._method_name}")
+
+
+_UNKNOWN = Handler(_unknown_method, Cardinality.STREAM_STREAM, None, None)
+
+
+class _Routes(dict[str, Handler]):
+    """grpclib's method mapping, answering unknown paths with :func:`_unknown_method`."""
+
+    def get(self, key: str, default: Any = None) -> Handler:
+        return super().get(key, _UNKNOWN)
+
+
+class _ConnectionHandler(ConnectionHandler):
+    """grpclib's per-connection handler, keeping each request's headers on its stream
+    (grpclib decodes only the metadata; the framing needs grpc-encoding)."""
+
+    def accept(self, stream: H2Stream, headers: Any, release_stream: Any) -> None:
+        stream.request_headers = headers  # type: ignore[attr-defined]
+        super().accept(stream, headers, release_stream)
+
+
+class _Protocol(H2Protocol):
+    """grpclib's server side of one connection, with connection management: a handshake
+    timeout, an idle timeout (GOAWAY, then close), max concurrent streams in SETTINGS, a
+    bound on streams reset by the client (GOAWAY ENHANCE_YOUR_CALM), and frames of
+    unknown types ignored as RFC 9113 says."""
+
+    def __init__(self, *args: Any, options: TransportOptions, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+        self._options = options
+        self._timer: asyncio.TimerHandle | None = None
+        self._handshaken = False
+        self._last_active = time.monotonic()
+        self._resets: list[float] = []
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        h2_conn = self.connection._connection
+        h2_conn.update_settings(
+            {SettingCodes.MAX_CONCURRENT_STREAMS: self._options.max_concurrent_streams}
+        )
+        self.connection.flush()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._options.handshake_timeout, self._handshake_expired)
+
+    def _handshake_expired(self) -> None:
+        if not self._handshaken:
+            log.debug("closing a connection that did not complete the HTTP/2 handshake")
+            self.goaway(ErrorCodes.NO_ERROR)
+
+    def _check_idle(self) -> None:
+        idle = self._options.server_idle_timeout()
+        now = time.monotonic()
+        if getattr(self.processor, "streams", None):
+            self._last_active = now
+        elif now - self._last_active >= idle:
+            log.debug("closing a connection idle for %.0f s", idle)
+            self.goaway(ErrorCodes.NO_ERROR)
+            return
+        self._timer = asyncio.get_running_loop().call_later(
+            max(0.01, self._last_active + idle - now), self._check_idle
+        )
+
+    def goaway(self, code: ErrorCodes) -> None:
+        """Send GOAWAY (when the connection still can) and close the connection."""
+        connection = getattr(self, "connection", None)
+        if connection is None or connection.is_closing():
+            return
+        try:
+            connection._connection.close_connection(error_code=code)
+            connection.flush()
+        except h2.exceptions.ProtocolError:
+            pass
+        self.processor.close("GOAWAY sent")
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.connection.feed(data)
+        except h2.exceptions.ProtocolError:
+            log.debug("HTTP/2 protocol error", exc_info=True)
+            self.connection.flush()  # h2's GOAWAY
+            self.processor.close("Protocol error")
+            return
+        self.connection.flush()
+        for event in events:
+            processors = getattr(self.processor, "processors", None)
+            if processors is None:  # closed meanwhile
+                return
+            kind = type(event)
+            if kind is h2.events.RemoteSettingsChanged and not self._handshaken:
+                self._handshaken = True
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = asyncio.get_running_loop().call_later(
+                    self._options.server_idle_timeout(), self._check_idle
+                )
+            elif kind is h2.events.RequestReceived:
+                self._last_active = time.monotonic()
+            elif (
+                isinstance(event, h2.events.StreamReset)
+                and event.remote_reset
+                and self._reset_flood()
+            ):
+                return
+            if kind in processors:  # others (unknown frame types, ...) are ignored
+                self.processor.process(event)
+        self.connection.flush()
+
+    def _reset_flood(self) -> bool:
+        now = time.monotonic()
+        window = self._options.reset_window
+        self._resets.append(now)
+        if len(self._resets) > self._options.max_resets_per_connection:
+            if now - self._resets[0] <= window:
+                log.warning("closing a connection that reset %d streams", len(self._resets))
+                self.goaway(ErrorCodes.ENHANCE_YOUR_CALM)
+                return True
+            self._resets = [t for t in self._resets if now - t <= window]
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        super().connection_lost(exc)
+
+
+class _Server(Server):
+    """grpclib Server with micro's connection management, remembering its connections so
+    close() can drop them (GOAWAY first)."""
+
+    def __init__(self, *args: Any, options: TransportOptions, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mapping = _Routes(self._mapping)
+        self._options = options
+        self._protocols: weakref.WeakSet[_Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:
-        protocol: H2Protocol = super()._protocol_factory()
+        self.__gc_step__()
+        handler = _ConnectionHandler(
+            self._mapping, self._codec, self._status_details_codec, self.__dispatch__
+        )
+        self._handlers.add(handler)
+        protocol = _Protocol(handler, self._config, self._h2_config, options=self._options)
         self._protocols.add(protocol)
         return protocol
 
     def drop_connections(self) -> None:
         for protocol in list(self._protocols):
-            connection = getattr(protocol, "connection", None)
-            if connection is not None:
-                connection.close()
+            protocol.goaway(ErrorCodes.NO_ERROR)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -180,10 +460,16 @@ class GrpclibServerTransport:
     """Serves ``routes`` (gRPC path -> Method) over grpclib, calling ``dispatch`` per RPC."""
 
     def __init__(
-        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        tls: TLS | None = None,
+        options: TransportOptions = DEFAULT,
     ) -> None:
         self._routes = dict(routes)
         self._dispatch = dispatch
+        self._options = options
         self._server: _Server | None = None
         self._ssl = None if tls is None else tls.rotating_server_context()
 
@@ -201,8 +487,19 @@ class GrpclibServerTransport:
     def _make_handler(self, method: AnyMethod) -> Any:
         dispatch = self._dispatch
 
+        options = self._options
+
         async def handle(stream: ServerStream[Any, Any]) -> None:
-            await dispatch(_InboundCall(stream, method))
+            encoding = _encoding_of(getattr(stream._stream, "request_headers", None))
+            if encoding not in ENCODINGS:
+                await _trailers_only(
+                    stream,
+                    Status.UNIMPLEMENTED,
+                    f"unsupported grpc-encoding {encoding!r}; accepted: {_ACCEPT_ENCODING}",
+                    ("grpc-accept-encoding", _ACCEPT_ENCODING),
+                )
+                return
+            await dispatch(_InboundCall(stream, method, options))
 
         return handle
 
@@ -211,7 +508,11 @@ class GrpclibServerTransport:
             raise RuntimeError("transport already started")
         sock = _listen(host, port)
         try:
-            server = _Server([self], codec=_Codec())
+            config = Configuration(
+                _keepalive_time=self._options.server_keepalive_time(),
+                _keepalive_timeout=self._options.keepalive_timeout,
+            )
+            server = _Server([self], codec=_Codec(), config=config, options=self._options)
             await server.start(sock=sock, ssl=self._ssl)
         except BaseException:
             sock.close()
@@ -255,11 +556,21 @@ class _OutboundCall:
         metadata: Pairs,
         deadline: float | None,
         plaintext: bool = True,
+        options: TransportOptions = DEFAULT,
+        compression: str | None = None,
     ) -> None:
         self._address = address
         self._method = method
         self._deadline = deadline
         self._plaintext = plaintext
+        self._options = options
+        self._channel = channel
+        self._metadata = metadata
+        self._encoding = compression if compression is not None else options.compression
+        if self._encoding not in ENCODINGS:
+            raise ValueError(
+                f"compression must be one of {_ACCEPT_ENCODING}, not {self._encoding!r}"
+            )
         timeout = None if deadline is None else deadline - time.monotonic()
         self._stream: ClientStream[Any, Any] = channel.request(
             method.path,
@@ -355,18 +666,75 @@ class _OutboundCall:
         await self._stream.__aenter__()
         self._entered = True
         try:
-            await self._stream.send_request()
+            await self._send_request()
         except AttributeError:
             # grpclib race: the cached connection was lost a moment ago and has no
             # transport any more; nothing was sent, so it is UNAVAILABLE (retryable)
             raise ConnectionResetError("connection closed") from None
 
+    async def _send_request(self) -> None:
+        """grpclib's ``send_request``, with the grpc-encoding headers it cannot send."""
+        grpc_stream = self._stream
+        channel = self._channel
+        with grpc_stream._wrapper:
+            protocol = await channel.__connect__()
+            stream = protocol.processor.connection.create_stream(wrapper=grpc_stream._wrapper)
+            headers = [
+                (":method", "POST"),
+                (":scheme", channel._scheme),
+                (":path", self._method.path),
+                (":authority", channel._authority),
+            ]
+            if self._deadline is not None:
+                remaining = max(0.0, self._deadline - time.monotonic())
+                headers.append(("grpc-timeout", encode_timeout(remaining)))
+            headers += [
+                ("te", "trailers"),
+                ("content-type", _CONTENT_TYPE),
+                ("user-agent", USER_AGENT),
+                ("grpc-accept-encoding", _ACCEPT_ENCODING),
+            ]
+            if self._encoding != "identity":
+                headers.append(("grpc-encoding", self._encoding))
+            headers.extend(encode_metadata(self._metadata))
+            release = await stream.send_request(headers, _processor=protocol.processor)
+            grpc_stream._stream = stream
+            grpc_stream._release_stream = release
+            grpc_stream.peer = stream.connection.get_peer()
+            grpc_stream._send_request_done = True
+
+    async def _send(self, message: Any, end: bool) -> None:
+        data = codec.encode(message, self._method.request_type)
+        frame = _frame(data, self._options.max_send_message_length, self._encoding, CLIENT_ID)
+        grpc_stream = self._stream
+        if grpc_stream._end_done:
+            raise ProtocolError("Stream is ended")
+        end = end or not self._method.kind.client_streaming
+        with grpc_stream._wrapper:
+            await grpc_stream._stream.send_data(frame, end_stream=end)
+        grpc_stream._send_message_done = True
+        if end:
+            grpc_stream._end_done = True
+
+    async def _recv(self) -> Any | None:
+        grpc_stream = self._stream
+        if not grpc_stream._recv_initial_metadata_done:
+            await grpc_stream.recv_initial_metadata()
+        with grpc_stream._wrapper:
+            return await _read_frame(
+                grpc_stream._stream,
+                self._options.max_receive_message_length,
+                _encoding_of(grpc_stream._stream.headers),
+                self._method.response_type,
+                CLIENT_ID,
+            )
+
     async def unary(self, message: Any) -> Any | None:
         # One coroutine for the whole exchange: unary calls are the hot path.
         try:
             await self._start()
-            await self._stream.send_message(message, end=True)
-            reply = await self._stream.recv_message()
+            await self._send(message, True)
+            reply = await self._recv()
             if reply is not None:
                 self._received += 1
             await self._finish()
@@ -378,7 +746,7 @@ class _OutboundCall:
 
     async def send(self, message: Any, *, end: bool = False) -> None:
         try:
-            await self._stream.send_message(message, end=end)
+            await self._send(message, end)
         except _FAILURES as exc:
             raise self._error(exc) from None
 
@@ -392,7 +760,7 @@ class _OutboundCall:
 
     async def recv(self) -> Any | None:
         try:
-            message = await self._stream.recv_message()
+            message = await self._recv()
             if message is None:
                 await self._finish()
                 return None
@@ -427,7 +795,10 @@ class _OutboundCall:
         # Exiting as "cancelled" never waits for the peer: it resets the HTTP/2 stream
         # if still open (cancelling the call server-side) and releases it.
         cancelled = asyncio.CancelledError()
+        h2_stream = getattr(self._stream, "_stream", None)
         try:
+            if h2_stream is not None and h2_stream.closable:
+                h2_stream.reset_nowait(ErrorCodes.CANCEL)  # CANCEL, not grpclib's NO_ERROR
             await self._stream.__aexit__(asyncio.CancelledError, cancelled, None)
         except asyncio.CancelledError:
             raise
@@ -438,18 +809,23 @@ class _OutboundCall:
 class GrpclibClientTransport:
     """One grpclib :class:`~grpclib.client.Channel` (one HTTP/2 connection) per address."""
 
-    def __init__(self, *, tls: TLS | None = None) -> None:
+    def __init__(self, *, tls: TLS | None = None, options: TransportOptions = DEFAULT) -> None:
+        self._options = options
         self._channels: dict[str, Channel] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._codec = _Codec()
+        self._swept = time.monotonic()
         self._tls = tls
         self._files: Files | None = None
         self._ssl: ssl.SSLContext | None = None
-        self._config: Configuration | None = None
         if tls is not None:
             self._files = tls.client_files()
             self._ssl = tls.client_context()
-            self._config = Configuration(ssl_target_name_override=tls.server_name)
+        self._config = Configuration(
+            _keepalive_time=options.keepalive_time,
+            _keepalive_timeout=options.keepalive_timeout,
+            ssl_target_name_override=None if tls is None else tls.server_name,
+        )
 
     def _channel(self, address: str) -> Channel:
         loop = asyncio.get_running_loop()
@@ -457,6 +833,10 @@ class GrpclibClientTransport:
             # channels are bound to the loop that created them (e.g. a new asyncio.run)
             self._discard()
             self._loop = loop
+        now = time.monotonic()
+        if now - self._swept >= 1.0:
+            self._swept = now
+            self._close_idle(now)
         channel = self._channels.get(address)
         if channel is None:
             host, port = parse_address(address)
@@ -465,6 +845,18 @@ class GrpclibClientTransport:
             channel = Channel(host, port, codec=self._codec, ssl=self._ssl, config=self._config)
             self._channels[address] = channel
         return channel
+
+    def _close_idle(self, now: float) -> None:
+        """Close the connections without calls for ``idle_timeout`` (checked as calls are
+        made, at most once a second; servers close idle connections on their side too)."""
+        idle = self._options.client_idle_timeout()
+        for address, channel in list(self._channels.items()):
+            protocol = channel._protocol
+            if protocol is None or getattr(protocol.processor, "streams", None):
+                continue
+            if now - (channel._last_call_started or 0.0) >= idle:
+                del self._channels[address]
+                channel.close()
 
     def _discard(self) -> None:
         channels, self._channels = self._channels, {}
@@ -475,10 +867,23 @@ class GrpclibClientTransport:
                 log.debug("error closing channel", exc_info=True)
 
     def open(
-        self, address: str, method: AnyMethod, metadata: Pairs, deadline: float | None
+        self,
+        address: str,
+        method: AnyMethod,
+        metadata: Pairs,
+        deadline: float | None,
+        *,
+        compression: str | None = None,
     ) -> _OutboundCall:
         return _OutboundCall(
-            self._channel(address), address, method, metadata, deadline, self._ssl is None
+            self._channel(address),
+            address,
+            method,
+            metadata,
+            deadline,
+            plaintext=self._ssl is None,
+            options=self._options,
+            compression=compression,
         )
 
     async def close(self) -> None:
@@ -491,12 +896,19 @@ class GrpclibTransport:
     name = "grpclib"
 
     def server(
-        self, routes: Mapping[str, AnyMethod], dispatch: Dispatch, *, tls: TLS | None = None
+        self,
+        routes: Mapping[str, AnyMethod],
+        dispatch: Dispatch,
+        *,
+        tls: TLS | None = None,
+        options: TransportOptions = DEFAULT,
     ) -> GrpclibServerTransport:
-        return GrpclibServerTransport(routes, dispatch, tls=tls)
+        return GrpclibServerTransport(routes, dispatch, tls=tls, options=options)
 
-    def client(self, *, tls: TLS | None = None) -> GrpclibClientTransport:
-        return GrpclibClientTransport(tls=tls)
+    def client(
+        self, *, tls: TLS | None = None, options: TransportOptions = DEFAULT
+    ) -> GrpclibClientTransport:
+        return GrpclibClientTransport(tls=tls, options=options)
 
     def __repr__(self) -> str:
         return "GrpclibTransport()"
