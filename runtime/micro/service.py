@@ -263,9 +263,9 @@ class Service:
     @property
     def record(self) -> ServiceRecord:
         """What is registered for this node."""
-        node_metadata = self.metadata
+        node_metadata = {**self.metadata, **telemetry.node_metadata()}  # where /metrics is
         if self._serving_tls:
-            node_metadata = {**self.metadata, tls_mod.NODE_METADATA_KEY: "true"}
+            node_metadata[tls_mod.NODE_METADATA_KEY] = "true"
         return ServiceRecord(
             name=self.name,
             version=self.version,
