@@ -75,6 +75,10 @@ class Streamer(StreamerHandler):
             deadline_remaining=-1.0 if remaining is None else remaining,
         )
 
+    async def put(self, request: EchoRequest, context: micro.Context) -> EchoReply:
+        """Echo, for an rpc marked IDEMPOTENT (a client may retry it after it was sent)."""
+        return await self.echo(request, context)
+
     async def count(
         self, request: CountRequest, context: micro.Context
     ) -> AsyncIterator[CountReply]:

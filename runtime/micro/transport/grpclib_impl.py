@@ -250,6 +250,8 @@ class _OutboundCall:
         self._entered = False
         self._finished = False
         self._received = 0
+        self._sent = False  # the request headers went out: a handler may run
+        self._lost = False  # cut off after that, without a status
 
     @property
     def messages_received(self) -> int:
@@ -257,7 +259,7 @@ class _OutboundCall:
 
     @property
     def committed(self) -> bool:
-        return self._received > 0
+        return self._received > 0 or self._lost
 
     @property
     def headers(self) -> MetadataView | None:
@@ -286,8 +288,9 @@ class _OutboundCall:
             if status_error is not None:
                 self._finished = True
                 return status_error
-            # After a response message the server has handled the request: the call is
-            # committed (never retried), and the message says so.
+            # After the request went out the server may have handled it: the call is
+            # committed (retried only if idempotent), and the message says so.
+            self._lost = self._sent
             return local.connection_lost(self._method, self._address, self._received, exc)
         if isinstance(exc, (OSError, h2.exceptions.StreamClosedError)):
             return local.unreachable(self._method, self._address, exc)
@@ -331,6 +334,7 @@ class _OutboundCall:
         self._entered = True
         try:
             await self._stream.send_request()
+            self._sent = True
         except AttributeError:
             # grpclib race: the cached connection was lost a moment ago and has no
             # transport any more; nothing was sent, so it is UNAVAILABLE (retryable)
