@@ -55,6 +55,7 @@ class Streamer(StreamerHandler):
     async def echo(self, request: EchoRequest, context: micro.Context) -> EchoReply:
         if request.sleep_ms:
             note(f"echo-sleeping {request.text}")
+            note(f"ran {request.text} on {self.node}")  # the handler ran (counted by tests)
             try:
                 await asyncio.sleep(request.sleep_ms / 1000)
             except asyncio.CancelledError:
