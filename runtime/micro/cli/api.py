@@ -10,12 +10,36 @@ from micro.address import parse_address
 from micro.cli.exits import CliError, UsageFailure
 from micro.cli.ops import emit, options_from, registry_options, run, table
 from micro.gateway.headers import DEFAULT_ALLOW, DEFAULT_PREFIX, HeaderPolicy
-from micro.gateway.routes import RouteTable
+from micro.gateway.routes import DefaultRoutes, RouteTable
 
 __all__ = ["api"]
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+
+def default_route_options(command: Any) -> Any:
+    """``--default-routes`` / ``--default-routes-for NAME``: the default routes are opt-in."""
+    command = click.option(
+        "--default-routes-for",
+        "default_routes_for",
+        multiple=True,
+        metavar="SERVICE",
+        help="Serve POST /{service}/{Service}/{Method} for this service's rpcs that have no "
+        "google.api.http rule (repeatable).",
+    )(command)
+    return click.option(
+        "--default-routes",
+        is_flag=True,
+        help="Serve POST /{service}/{Service}/{Method} for every rpc without a "
+        "google.api.http rule, of every service. Default: off (it exposes internal methods).",
+    )(command)
+
+
+def _default_routes(kwargs: dict[str, Any]) -> DefaultRoutes:
+    return DefaultRoutes(
+        every=kwargs.pop("default_routes"), services=frozenset(kwargs.pop("default_routes_for"))
+    )
 
 
 @click.group("api", invoke_without_command=True)
@@ -72,6 +96,7 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
     help="On SIGTERM/SIGINT, seconds the requests in flight get to finish.",
 )
 @click.option("--access-log", is_flag=True, help="Log every request.")
+@default_route_options
 @registry_options
 @click.pass_context
 def api(ctx: click.Context, /, **kwargs: Any) -> None:
@@ -79,10 +104,12 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
 
     \b
     micro api --address 127.0.0.1:8080
+    micro api --default-routes   # also POST /{service}/{Service}/{Method} for the rest
     micro api routes      # the route table
     """
     if ctx.invoked_subcommand is not None:
         return
+    default_routes = _default_routes(kwargs)
     options = options_from(kwargs)
     try:
         from micro.gateway.app import GatewayConfig
@@ -102,7 +129,10 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         max_timeout=kwargs["max_timeout"],
     )
     config = GatewayConfig(
-        headers=policy, max_body=kwargs["max_body"], cors_origins=tuple(kwargs["cors_origins"])
+        headers=policy,
+        max_body=kwargs["max_body"],
+        cors_origins=tuple(kwargs["cors_origins"]),
+        default_routes=default_routes,
     )
     registry = options.open_registry()
     try:
@@ -120,15 +150,17 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
 
 
 @api.command("routes")
+@default_route_options
 @registry_options
 def routes(**kwargs: Any) -> None:
     """Print the route table: method, path, service, endpoint and the rule it came from."""
+    default_routes = _default_routes(kwargs)
     options = options_from(kwargs)
 
     async def main() -> RouteTable:
         registry = options.open_registry()
         try:
-            return RouteTable.from_records(await registry.list_services())
+            return RouteTable.from_records(await registry.list_services(), default_routes)
         finally:
             await registry.close()
 
