@@ -10,6 +10,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 
 import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import RequestReceived
 
 import micro
 from golden.streaming.v1 import EchoReply, EchoRequest
@@ -167,3 +171,63 @@ async def test_an_unreachable_node_fails_over_for_a_non_idempotent_method() -> N
     finally:
         await service.stop()
     assert handler.runs == 1
+
+
+class RefusingServer:
+    """An HTTP/2 server that resets every stream with REFUSED_STREAM (as a server at its
+    stream limit does): the request provably ran nowhere."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        h2 = H2Connection(H2Configuration(client_side=False))
+        h2.initiate_connection()
+        writer.write(h2.data_to_send())
+        try:
+            while data := await reader.read(65536):
+                for event in h2.receive_data(data):
+                    if isinstance(event, RequestReceived):
+                        self.refused += 1
+                        h2.reset_stream(event.stream_id, ErrorCodes.REFUSED_STREAM)
+                writer.write(h2.data_to_send())
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_a_refused_stream_fails_over_for_a_non_idempotent_method() -> None:
+    """On grpclib (grpcio's C-core retries REFUSED_STREAM itself)."""
+    refusing = RefusingServer()
+    refused_at = await refusing.start()
+    registry = micro.MemoryRegistry()
+    handler = Node("b")
+    service = micro.Service("retried", registry=registry, transport=GrpclibTransport())
+    service.id = "b"
+    register_streamer_handler(service, handler)
+    await service.start()
+    try:
+        record = await registry.get_service("retried")
+        nodes = (micro.Node(id="a", address=refused_at), *record[0].nodes)
+        await registry.register(micro.ServiceRecord(name="retried", nodes=nodes))
+        async with micro.Client(
+            registry=registry, selector=InOrder(), transport=GrpclibTransport()
+        ) as client:
+            stub = StreamerClient("retried", client=client)
+            assert (await asyncio.wait_for(stub.echo(EchoRequest(text="x")), 10)).text == (
+                "x from b"
+            )
+    finally:
+        await service.stop()
+        await refusing.close()
+    assert (refusing.refused, handler.runs) == (1, 1)

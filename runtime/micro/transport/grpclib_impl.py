@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+import h2.errors
 import h2.exceptions
 from grpclib.client import Channel
 from grpclib.client import Stream as ClientStream
@@ -224,6 +225,15 @@ _FAILURES = (
 )  # not EncodeError: the caller's own mistake propagates as it is (a TypeError)
 
 
+_REFUSED_STREAM = f"error_code: {h2.errors.ErrorCodes.REFUSED_STREAM:d}"
+
+
+def _refused(exc: StreamTerminatedError) -> bool:
+    """Whether grpclib ended the stream because the server reset it with REFUSED_STREAM."""
+    text = str(exc)
+    return text.endswith(_REFUSED_STREAM) or text.endswith("REFUSED_STREAM")
+
+
 class _OutboundCall:
     """An outgoing RPC on a grpclib client stream; raises only micro Errors."""
 
@@ -289,8 +299,10 @@ class _OutboundCall:
                 self._finished = True
                 return status_error
             # After the request went out the server may have handled it: the call is
-            # committed (retried only if idempotent), and the message says so.
-            self._lost = self._sent
+            # committed (retried only if idempotent), and the message says so. Unless
+            # the server refused the stream (RST_STREAM REFUSED_STREAM): it processed
+            # nothing (RFC 9113, 8.7), so the call may go elsewhere.
+            self._lost = self._sent and not _refused(exc)
             return local.connection_lost(self._method, self._address, self._received, exc)
         if isinstance(exc, (OSError, h2.exceptions.StreamClosedError)):
             return local.unreachable(self._method, self._address, exc)
