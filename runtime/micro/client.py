@@ -5,8 +5,8 @@ Retry rules: a call is retried (up to ``retries`` more attempts, waiting
 fails with gRPC status ``UNAVAILABLE`` and either
 
 * the request provably reached no handler: the node could not be reached (connection
-  refused), or it refused the call while draining (its status carries
-  :data:`micro.errors.UNPROCESSED_METADATA_KEY`); or
+  refused), it reset the stream with ``REFUSED_STREAM``, or it refused the call while
+  draining (its status carries :data:`micro.errors.UNPROCESSED_METADATA_KEY`); or
 * the call is *idempotent* (:attr:`ClientCall.idempotent`): its method is marked
   ``option idempotency_level = IDEMPOTENT`` or ``NO_SIDE_EFFECTS`` in the proto
   (:attr:`micro.Method.idempotent`), the caller passed ``idempotent=True`` for this call,
