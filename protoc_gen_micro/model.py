@@ -185,6 +185,7 @@ class MethodArgs:
     doc: str
     request_name: str
     response_name: str
+    idempotency: str  # "" when the rpc sets no idempotency_level (the argument is left out)
 
 
 @dataclass(frozen=True)
@@ -640,6 +641,7 @@ def _build_method(
             doc=literal(doc),
             request_name=literal(request_proto),
             response_name=literal(response_proto),
+            idempotency=_idempotency(method),
         ),
         client=client(shape.client),
         sync_client=client(shape.sync_client),
@@ -651,6 +653,16 @@ def _build_method(
             f"{' ' * _BODY}raise {rt.UNIMPLEMENTED}({spec_ref})",
         ),
     )
+
+
+#: MethodOptions.IdempotencyLevel numbers -> the runtime's Idempotency members
+_IDEMPOTENCY = {1: "NO_SIDE_EFFECTS", 2: "IDEMPOTENT"}
+
+
+def _idempotency(method: MethodDescriptorProto) -> str:
+    """The rpc's ``option idempotency_level`` as a runtime expression, "" if unset."""
+    member = _IDEMPOTENCY.get(int(method.options.idempotency_level))
+    return f"{rt.IDEMPOTENCY}.{member}" if member else ""
 
 
 def _http_rule(rule: HttpRuleModel, indent: int) -> str:

@@ -37,6 +37,7 @@ def _spec_ref(obj: Any) -> str:
 
 KIND = _spec_ref(micro.Kind)
 HTTP_RULE = _spec_ref(micro.HttpRule)
+IDEMPOTENCY = _spec_ref(micro.Idempotency)
 METHOD = _spec_ref(micro.Method)
 SERVICE_SPEC = _spec_ref(micro.ServiceSpec)
 PROTO_FILE = _spec_ref(micro.ProtoFile)

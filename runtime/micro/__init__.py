@@ -16,7 +16,7 @@ from micro.registry import Endpoint, MemoryRegistry, Node, Registry, ServiceReco
 from micro.selector import Random, RoundRobin, Selector
 from micro.server import Handler, HandlerCall, HandlerNext, ServerMiddleware
 from micro.service import Service, StartError
-from micro.spec import HttpRule, Kind, Method, ProtoFile, ServiceSpec
+from micro.spec import HttpRule, Idempotency, Kind, Method, ProtoFile, ServiceSpec
 from micro.streams import BidiStream, ServerStream
 from micro.stub import Stub
 from micro.sync import SyncBidiStream, SyncServerStream, SyncStub
@@ -38,6 +38,7 @@ __all__ = [
     "HandlerCall",
     "HandlerNext",
     "HttpRule",
+    "Idempotency",
     "Kind",
     "MemoryRegistry",
     "Message",

@@ -2,11 +2,21 @@
 
 Retry rules: a call is retried (up to ``retries`` more attempts, waiting
 ``backoff * 2**attempt`` seconds between attempts, never past the deadline) when it
-fails with gRPC status ``UNAVAILABLE`` (connection refused, node draining) *and the call
-is not committed* (:attr:`micro.transport.OutboundCall.committed`: no response message
-arrived; on grpcio also: the connection was not lost after the request went out, since
-grpcio cannot tell whether a reply had arrived). The next attempt prefers a node not
-tried yet for this call (with a static ``address``: the same address). Per kind:
+fails with gRPC status ``UNAVAILABLE`` and either
+
+* the request provably reached no handler: the node could not be reached (connection
+  refused), it reset the stream with ``REFUSED_STREAM``, or it refused the call while
+  draining (its status carries :data:`micro.errors.UNPROCESSED_METADATA_KEY`); or
+* the call is *idempotent* (:attr:`ClientCall.idempotent`): its method is marked
+  ``option idempotency_level = IDEMPOTENT`` or ``NO_SIDE_EFFECTS`` in the proto
+  (:attr:`micro.Method.idempotent`), the caller passed ``idempotent=True`` for this call,
+  or the client was built with ``assume_idempotent=True``. Then a call that may have run
+  (the connection was lost after the request went out, or a handler answered
+  ``UNAVAILABLE``) runs again on another node, as long as no response message arrived.
+
+So a non-idempotent call in flight on a node that dies fails with ``UNAVAILABLE``
+(the caller decides what to do): it is never run twice. The next attempt prefers a node
+not tried yet for this call (with a static ``address``: the same address). Per kind:
 
 * unary and server-streaming: the request is replayable, so any such failure is retried;
 * bidi-streaming: only opening the call (connecting, sending headers) is retried;
@@ -48,7 +58,7 @@ from micro._aclosing import AsyncClosing
 from micro._chain import chain
 from micro._requests import encoding_error, type_name, wrong_request
 from micro.context import outgoing_deadline, outgoing_metadata
-from micro.errors import CLIENT_ID, Error
+from micro.errors import CLIENT_ID, UNPROCESSED_METADATA_KEY, Error, Origin
 from micro.lookup import NodeCache
 from micro.metadata import Metadata, MetadataView, Pairs, redacted
 from micro.registry import Node, Registry
@@ -90,6 +100,10 @@ class ClientCall:
     deadline: float | None = None
     #: ``"gzip"`` or ``"identity"``: this call's request compression (None: the client's)
     compression: str | None = None
+    #: whether the call may run twice: retried after its request went out (see the
+    #: module docs); from the method, the call's ``idempotent=`` or the client's
+    #: ``assume_idempotent``
+    idempotent: bool = False
     _outbound: OutboundCall | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:  # the metadata without credentials
@@ -142,6 +156,9 @@ class Client(AsyncClosing):
       while the registry is unreachable (see :mod:`micro.lookup`);
     * ``selector``: picks a node per attempt (default from ``MICRO_SELECTOR``, random);
     * ``retries`` / ``backoff``: see the module docs;
+    * ``assume_idempotent``: retry every call as if its method were idempotent, even after
+      its request went out (so a call may run twice); default ``False``: only methods
+      marked idempotent in the proto, or calls made with ``idempotent=True``;
     * ``timeout``: default per-call timeout in seconds (``None``: no deadline);
     * ``middleware``: see :data:`ClientMiddleware`;
     * ``transport``: the gRPC implementation (default: ``MICRO_TRANSPORT``, grpcio);
@@ -173,11 +190,13 @@ class Client(AsyncClosing):
         token: str | None = None,
         forward_token: bool | None = None,
         transport_options: TransportOptions | None = None,
+        assume_idempotent: bool = False,
     ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
         resolved = tls_mod.resolve(tls)
         self._tls = resolved is not None
+        self._assume_idempotent = assume_idempotent
         self._registry = registry
         self._selector: Selector = selector if selector is not None else selector_from_env()
         self._retries = retries
@@ -264,6 +283,7 @@ class Client(AsyncClosing):
         timeout: float | None,
         metadata: Metadata | None,
         kind: Kind,
+        idempotent: bool | None = None,
     ) -> ClientCall:
         if method.kind is not kind:
             raise TypeError(f"{method.name} is a {method.kind.value} method, not {kind.value}")
@@ -280,6 +300,11 @@ class Client(AsyncClosing):
                 outgoing_metadata(metadata, forward_token=self._forward_token)
             ),
             deadline=outgoing_deadline(timeout if timeout is not None else self._timeout),
+            idempotent=(
+                idempotent
+                if idempotent is not None
+                else method.idempotent or self._assume_idempotent
+            ),
         )
 
     def _credentials(self, metadata: Pairs) -> Pairs:
@@ -320,9 +345,9 @@ class Client(AsyncClosing):
                 await outbound.aclose()
                 if not (
                     exc.grpc_status is Status.UNAVAILABLE
-                    and not outbound.committed
                     and attempt < self._retries
                     and replayable()
+                    and _may_run_again(call, outbound, exc)
                 ):
                     raise
                 delay = self._backoff * (2**attempt)
@@ -354,9 +379,14 @@ class Client(AsyncClosing):
         address: str | None = None,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        idempotent: bool | None = None,
     ) -> Resp:
-        """Call a unary method; returns the response message."""
-        call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
+        """Call a unary method; returns the response message. ``idempotent``: whether the
+        call may run twice (retried after it was sent; default: the method's
+        ``idempotency_level``, or the client's ``assume_idempotent``)."""
+        call = self._new_call(
+            method, request, service, address, timeout, metadata, Kind.UNARY, idempotent
+        )
         # The transport decoded the reply as method.response_type.
         response: Resp = await self._through_middleware(call, self._unary_call)
         return response
@@ -370,9 +400,12 @@ class Client(AsyncClosing):
         address: str | None = None,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        idempotent: bool | None = None,
     ) -> Reply[Resp]:
         """Call a unary method; returns the response message with its headers and trailers."""
-        call = self._new_call(method, request, service, address, timeout, metadata, Kind.UNARY)
+        call = self._new_call(
+            method, request, service, address, timeout, metadata, Kind.UNARY, idempotent
+        )
         response: Resp = await self._through_middleware(call, self._unary_call)
         return Reply.of(response, call)
 
@@ -392,10 +425,11 @@ class Client(AsyncClosing):
         address: str | None = None,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        idempotent: bool | None = None,
     ) -> ServerStream[Resp]:
         """Start a server-streaming call (opened on first use); see :class:`ServerStream`."""
         call = self._new_call(
-            method, request, service, address, timeout, metadata, Kind.SERVER_STREAM
+            method, request, service, address, timeout, metadata, Kind.SERVER_STREAM, idempotent
         )
 
         async def last(call: ClientCall) -> Any:
@@ -421,6 +455,7 @@ class Client(AsyncClosing):
         address: str | None = None,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        idempotent: bool | None = None,
     ) -> Resp:
         """Send every request of ``requests``, then return the single response."""
         return (
@@ -431,6 +466,7 @@ class Client(AsyncClosing):
                 address=address,
                 timeout=timeout,
                 metadata=metadata,
+                idempotent=idempotent,
             )
         ).message
 
@@ -443,6 +479,7 @@ class Client(AsyncClosing):
         address: str | None = None,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        idempotent: bool | None = None,
     ) -> Reply[Resp]:
         """Like :meth:`client_stream`, with the response's headers and trailers."""
         if isinstance(requests, method.request_type) or not isinstance(
@@ -453,7 +490,7 @@ class Client(AsyncClosing):
                 f"of {type_name(method.request_type)}, got {type_name(type(requests))}"
             )
         call = self._new_call(
-            method, requests, service, address, timeout, metadata, Kind.CLIENT_STREAM
+            method, requests, service, address, timeout, metadata, Kind.CLIENT_STREAM, idempotent
         )
 
         async def last(call: ClientCall) -> Any:
@@ -520,6 +557,17 @@ class Client(AsyncClosing):
 
     def __repr__(self) -> str:  # never the token
         return f"Client(registry={self._registry!r}, selector={self._selector!r})"
+
+
+def _may_run_again(call: ClientCall, outbound: OutboundCall, exc: Error) -> bool:
+    """Whether a call that failed with ``UNAVAILABLE`` may be sent again (module docs)."""
+    if outbound.messages_received:
+        return False  # the caller may have seen part of the answer: never replayed
+    if exc.origin is not Origin.LOCAL:  # a status the server sent
+        trailers = outbound.trailers
+        refused = trailers is not None and UNPROCESSED_METADATA_KEY in trailers
+        return refused or call.idempotent  # else a handler may have run and answered it
+    return not outbound.committed or call.idempotent
 
 
 def _exchange_unary(outbound: OutboundCall, call: ClientCall) -> Awaitable[Any]:

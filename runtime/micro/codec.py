@@ -8,10 +8,12 @@ is one of:
   conversion plan per type, built once from the compiled files that the generated micro
   modules embed, strict like upb. Without protobuf, or for a type no plan fits (no
   generated micro module imported that embeds its file, and none given to
-  :func:`register_files`), betterproto2's own codec (``bytes(msg)`` / ``Cls.parse``).
-  ``MICRO_CODEC=betterproto2`` forces that fallback. JSON takes the same road: through
-  upb (protobuf's ``json_format``, the proto3 JSON mapping exactly) where the bytes do,
-  else betterproto2's ``to_json`` / ``from_json``;
+  :func:`register_files`), betterproto2's own codec (``bytes(msg)`` / ``Cls.parse``),
+  its input checked first by :mod:`micro._wire_check` so that it is as strict as upb
+  (stricter on one point: a known field with another wire type is an error, not an
+  unknown field). ``MICRO_CODEC=betterproto2`` forces that fallback. JSON takes the same
+  road: through upb (protobuf's ``json_format``, the proto3 JSON mapping exactly) where
+  the bytes do, else betterproto2's ``to_json`` / ``from_json``;
 * a protobuf message from a ``_pb2`` module (``SerializeToString`` / ``FromString``;
   JSON through ``google.protobuf.json_format``, imported only for such messages).
 
@@ -116,10 +118,23 @@ def _resolve(message_type: type) -> tuple[Callable[[Any], bytes], Callable[[byte
                 _json[message_type] = plan.encode_json, plan.decode_json
             else:
                 enc = bytes
-                dec = message_type.parse  # type: ignore[attr-defined]
+                dec = _strict_parse(message_type)
         _encoders[message_type] = enc
         _decoders[message_type] = dec
         return enc, dec
+
+
+def _strict_parse(message_type: type) -> Callable[[bytes], Any]:
+    """betterproto2's parser behind the strict wire check (:mod:`micro._wire_check`)."""
+    from micro._wire_check import check
+
+    parse = message_type.parse  # type: ignore[attr-defined]
+
+    def decode(data: bytes) -> Any:
+        check(data, message_type)
+        return parse(data)
+
+    return decode
 
 
 def backend(message_type: type) -> str:

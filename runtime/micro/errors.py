@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLIENT_ID",
     "ERROR_METADATA_KEY",
+    "UNPROCESSED_METADATA_KEY",
     "Error",
     "Origin",
     "Status",
@@ -59,6 +60,9 @@ __all__ = [
 ERROR_METADATA_KEY = "micro-error"
 #: the id of the errors a client raises itself (no node, deadline passed, connection lost)
 CLIENT_ID = "micro.client"
+#: trailing metadata key a server adds when it refused a call before any handler ran (it
+#: is draining): the client may run the call on another node whatever its method
+UNPROCESSED_METADATA_KEY = "micro-unprocessed"
 
 
 def grpc_status_for(code: int) -> Status:
@@ -233,7 +237,8 @@ def internal_server_error(id: str, detail: str = "") -> Error:
 
 
 def unavailable(id: str, detail: str = "") -> Error:
-    """503; travels as ``UNAVAILABLE`` (clients retry these on another node)."""
+    """503; travels as ``UNAVAILABLE``. Clients retry it on another node only if the
+    method is idempotent: a handler that raises it has run (see :mod:`micro.client`)."""
     return Error(id, 503, detail)
 
 

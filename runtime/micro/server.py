@@ -207,7 +207,8 @@ class Dispatcher:
         )
         if not self.accepting(method):
             await inbound.finish(
-                errors.unavailable(self._name, f"{self._name} is shutting down"), []
+                errors.unavailable(self._name, f"{self._name} is shutting down"),
+                [(errors.UNPROCESSED_METADATA_KEY, "draining")],  # no handler ran: retryable
             )
             return
         self.on_call_start(method)

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-__all__ = ["AnyMethod", "HttpRule", "Kind", "Method", "ProtoFile", "ServiceSpec"]
+__all__ = ["AnyMethod", "HttpRule", "Idempotency", "Kind", "Method", "ProtoFile", "ServiceSpec"]
 
 
 class Kind(enum.Enum):
@@ -40,6 +40,17 @@ _KINDS = {
     (True, False): Kind.CLIENT_STREAM,
     (True, True): Kind.BIDI_STREAM,
 }
+
+
+class Idempotency(enum.Enum):
+    """An rpc's ``option idempotency_level`` (google.protobuf.MethodOptions).
+
+    A method that is ``IDEMPOTENT`` or has ``NO_SIDE_EFFECTS`` may run twice without
+    harm, so the client retries it on another node even after its request went out."""
+
+    UNKNOWN = "unknown"
+    NO_SIDE_EFFECTS = "no_side_effects"
+    IDEMPOTENT = "idempotent"
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,13 @@ class Method(Generic[Req, Resp]):
     #: full proto names of the message types, e.g. ``"helloworld.v1.HelloRequest"``
     request_name: str = ""
     response_name: str = ""
+    idempotency: Idempotency = Idempotency.UNKNOWN
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether running the method twice is harmless (``IDEMPOTENT`` or
+        ``NO_SIDE_EFFECTS``): the client may then retry it after it was sent."""
+        return self.idempotency is not Idempotency.UNKNOWN
 
 
 @dataclass(frozen=True)

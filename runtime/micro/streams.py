@@ -2,12 +2,17 @@
 
 Both are async context managers; leaving the block (or ``aclose()``) cancels the call
 if it has not completed (the server handler sees ``CancelledError``). A call also
-opens lazily on first use, so plain ``async for`` works; breaking out of such a loop
-without ``async with``/``aclose()`` leaves the call open until garbage collection.
+opens lazily on first use, so plain ``async for`` works. A call its caller abandons is
+cancelled too: ``break`` (or an exception) out of ``async for`` over a
+:class:`ServerStream` cancels it as the loop's iterator is dropped, and a stream object
+of either kind that is dropped (garbage collected) while its call runs cancels the call
+on its event loop. ``async with`` does it at a known point, which is what to prefer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -27,10 +32,45 @@ ServerStreamOpener = Callable[[], Awaitable[tuple[OutboundCall, Any]]]
 BidiOpener = Callable[[], Awaitable[OutboundCall]]
 
 
+#: cancellations of dropped streams still running (a task needs a strong reference)
+_abandoned: set[asyncio.Task[None]] = set()
+
+
+def _cancel_abandoned(call: OutboundCall, loop: asyncio.AbstractEventLoop) -> None:
+    """A stream object was dropped while its call ran: cancel the call on its loop.
+
+    Runs from the garbage collector (any thread, any moment), so it only schedules."""
+
+    def cancel() -> None:
+        task = loop.create_task(call.aclose())
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
+
+    try:
+        loop.call_soon_threadsafe(cancel)
+    except RuntimeError:  # the loop is closed: its connections, and the call, are gone
+        pass
+
+
 class _CallStream:
     """What both stream kinds share: the open call, its metadata, and ``async with``."""
 
     _call: OutboundCall | None = None
+    _finalizer: weakref.finalize[Any, Any] | None = None
+
+    def _opened(self, call: OutboundCall) -> OutboundCall:
+        """Keep the open call; dropping this stream from now on cancels it."""
+        self._call = call
+        self._finalizer = weakref.finalize(
+            self, _cancel_abandoned, call, asyncio.get_running_loop()
+        )
+        self._finalizer.atexit = False
+        return call
+
+    def _closing(self) -> None:
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
 
     async def _open(self) -> OutboundCall:
         raise NotImplementedError
@@ -80,12 +120,35 @@ class ServerStream(_CallStream, AsyncIterator[Resp], Generic[Resp]):
         if self._call is None:
             if self._done:
                 raise RuntimeError("stream is closed")
-            self._call, self._first = await self._opener()
+            call, self._first = await self._opener()
             self._has_first = True
+            return self._opened(call)
         return self._call
 
-    def __aiter__(self) -> Self:
-        return self
+    def __aiter__(self) -> AsyncIterator[Resp]:
+        """The remaining responses; leaving the loop early (``break``, an exception)
+        cancels the call, once the loop lets go of this iterator."""
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Resp]:
+        if self._done:
+            return
+        try:
+            call = await self._open()
+            if self._has_first:
+                self._has_first = False
+                item = self._first
+                self._first = None
+                if item is None:
+                    return
+                yield item
+            while True:
+                item = await call.recv()
+                if item is None:
+                    return
+                yield item
+        finally:
+            await self.aclose()
 
     async def __anext__(self) -> Resp:
         if self._done:
@@ -110,6 +173,7 @@ class ServerStream(_CallStream, AsyncIterator[Resp], Generic[Resp]):
         """Cancel the call if it is still running; idempotent."""
         self._done = True
         self._has_first = False
+        self._closing()
         if self._call is not None:
             await self._call.aclose()
 
@@ -135,7 +199,7 @@ class BidiStream(_CallStream, Generic[Req, Resp]):
         if self._call is None:
             if self._done:
                 raise RuntimeError("stream is closed")
-            self._call = await self._opener()
+            return self._opened(await self._opener())
         return self._call
 
     async def send(self, message: Req) -> None:
@@ -181,5 +245,6 @@ class BidiStream(_CallStream, Generic[Req, Resp]):
         """Cancel the call if it is still running; idempotent."""
         self._done = True
         self._closed = True
+        self._closing()
         if self._call is not None:
             await self._call.aclose()

@@ -24,8 +24,8 @@ def test_services_lists_each_service_with_its_nodes(cluster: Cluster) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "VERSION", "NODES", "ENDPOINTS"]
-    assert lines[1].split() == ["greeter", "latest", "1", "17"]
-    assert lines[2].split() == ["shop", "latest", "2", "17"]
+    assert lines[1].split() == ["greeter", "latest", "1", "18"]  # Streamer.Put joined
+    assert lines[2].split() == ["shop", "latest", "2", "18"]
     data = micro_json(cluster, "services")
     assert [(s["name"], s["nodes"]) for s in data] == [("greeter", 1), ("shop", 2)]
     assert "Greeter.SayHello" in data[0]["endpoints"]

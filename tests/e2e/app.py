@@ -55,6 +55,7 @@ class Streamer(StreamerHandler):
     async def echo(self, request: EchoRequest, context: micro.Context) -> EchoReply:
         if request.sleep_ms:
             note(f"echo-sleeping {request.text}")
+            note(f"ran {request.text} on {self.node}")  # the handler ran (counted by tests)
             try:
                 await asyncio.sleep(request.sleep_ms / 1000)
             except asyncio.CancelledError:
@@ -74,6 +75,10 @@ class Streamer(StreamerHandler):
             peer=context.peer,
             deadline_remaining=-1.0 if remaining is None else remaining,
         )
+
+    async def put(self, request: EchoRequest, context: micro.Context) -> EchoReply:
+        """Echo, for an rpc marked IDEMPOTENT (a client may retry it after it was sent)."""
+        return await self.echo(request, context)
 
     async def count(
         self, request: CountRequest, context: micro.Context

@@ -3,6 +3,7 @@ server (`statuses`) in theirs, called with httpx over 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -15,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+import micro
 from micro.cli import exits
+from micro.registry.local import LocalRegistry
 from tests.cli.helpers import one_line_error
 from tests.gateway.app import SLEEPING
 from tests.gateway.procs import Gateway, Procs
@@ -37,7 +40,14 @@ def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Procs]:
 @pytest.fixture(scope="module")
 def gateway(procs: Procs) -> Iterator[Gateway]:
     started = procs.gateway(
-        "--header", "x-extra", "--max-body", str(MAX_BODY), "--cors-origin", "http://ok.test"
+        "--header",
+        "x-extra",
+        "--max-body",
+        str(MAX_BODY),
+        "--cors-origin",
+        "http://ok.test",
+        "--default-routes-for",  # the library's rpcs without a rule; not the statuses'
+        "library",
     )
     yield started
     # every bad request above was answered, none crashed the gateway or logged a traceback
@@ -70,7 +80,7 @@ def error(response: httpx.Response, code: int) -> dict[str, Any]:
 
 def test_micro_api_routes_prints_the_table(procs: Procs) -> None:
     result = subprocess.run(
-        [str(BIN / "micro"), "api", "routes"],
+        [str(BIN / "micro"), "api", "routes", "--default-routes"],
         env={**procs.env, "PATH": env()["PATH"]},
         cwd=ROOT,
         capture_output=True,
@@ -117,6 +127,7 @@ def test_micro_api_routes_prints_the_table(procs: Procs) -> None:
             check=True,
         ).stdout
     )
+    assert [r for r in data if r["rule"] == "default"] == []  # opt-in: --default-routes
     watch = next(r for r in data if r["endpoint"] == "Library.WatchShelf")
     assert watch == {
         "method": "GET",
@@ -759,3 +770,132 @@ def test_bad_address_is_a_one_line_error(procs: Procs) -> None:
         assert result.returncode == code, result.stderr
         assert one_line_error(result)
     taken.close()
+
+
+# -- hardening: opt-in default routes, JSON bodies only, one framing, no addresses ------
+
+
+def raw_request(gateway: Gateway, request: bytes) -> bytes:
+    """Send ``request`` as it is over a new connection; the whole answer (it closes)."""
+    host, port = gateway.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"\r\n\r\n" in answer and b"Connection: close" not in request:
+                head, _, body = answer.partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    None,
+                )
+                if length is not None and len(body) >= length:
+                    break
+    return answer
+
+
+def test_default_routes_are_off_unless_asked_for(procs: Procs, http: httpx.Client) -> None:
+    """They would expose every internal method; the module's gateway asked for the
+    library's only (--default-routes-for library)."""
+    plain = procs.gateway()
+    try:
+        with plain.client() as client:
+            assert error(client.post("/library/Library/Echo", json={}), 404)["routes"]
+            assert client.get("/v1/shelves/1/books/2").status_code == 200  # rules still served
+    finally:
+        assert plain.proc.terminate() == 0
+    assert http.post("/library/Library/Echo", json={}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None],
+)
+def test_a_body_that_is_not_json_typed_runs_no_method(
+    gateway: Gateway, procs: Procs, http: httpx.Client, content_type: str | None
+) -> None:
+    """A browser sends these cross-site without a preflight (a form, or fetch with a
+    text/plain or untyped body): 415, and the service never sees the call."""
+
+    def sleeping() -> int:  # the service prints a line per call with a sleep
+        return sum(proc.log.count(SLEEPING) for proc in procs.started)
+
+    before = sleeping()
+    body = b'{"sleepMs": 1}'
+    typed = f"Content-Type: {content_type}\r\n".encode() if content_type else b""
+    answer = raw_request(
+        gateway,
+        b"POST /v1/inspect HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + typed
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 415 "), answer
+    assert json.loads(payload)["detail"].startswith("the body needs Content-Type: application/json")
+    # the same call typed as JSON runs: its line is the only one since (output is ordered)
+    assert http.post("/v1/inspect", content=body).status_code == 200
+    eventually_sync(lambda: sleeping() > before, timeout=20, interval=0.05, what="its line")
+    assert sleeping() == before + 1
+
+
+def test_json_media_types_are_accepted(http: httpx.Client) -> None:
+    for media in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = http.post("/v1/inspect", content=b"{}", headers={"content-type": media})
+        assert response.status_code == 200, response.text
+    assert http.get("/v1/shelves/1/books/2").status_code == 200  # no body: no type needed
+
+
+def test_content_length_with_transfer_encoding_is_refused(gateway: Gateway) -> None:
+    """Two framings of one body (request smuggling); uvicorn's h11 alone would take the
+    chunked one and run the call."""
+    answer = raw_request(
+        gateway,
+        b"POST /v1/inspect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    )
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), answer
+    assert b"connection: close" in head.lower()
+    assert "both Content-Length and Transfer-Encoding" in json.loads(payload)["detail"]
+
+
+async def test_a_503_names_no_internal_address(tmp_path: Path) -> None:
+    """The gateway's own client reaches no node: the body says what failed, not where."""
+    procs = Procs(tmp_path / "registry.db")
+    try:
+        gateway = procs.gateway()
+        registry = LocalRegistry(procs.registry_path)
+        rule = json.dumps([{"method": "GET", "path": "/v1/ghost"}])
+        await registry.register(
+            micro.ServiceRecord(
+                name="ghost",
+                nodes=(micro.Node(id="ghost-1", address="127.0.0.1:1"),),
+                endpoints=(
+                    micro.Endpoint(
+                        name="Ghost.Get", path="/ghost.v1.Ghost/Get", metadata={"http": rule}
+                    ),
+                ),
+            )
+        )
+        await registry.close()
+        with gateway.client() as client:
+            await asyncio.to_thread(
+                eventually_sync,
+                lambda: client.get("/v1/ghost").status_code != 404,
+                timeout=20,
+                interval=0.1,
+                what="the route appears",
+            )
+            response = client.get("/v1/ghost")
+        body = error(response, 503)
+        assert "127.0.0.1" not in response.text and ":1" not in body["detail"], body
+        assert body["detail"] == "ServerReflection.ServerReflectionInfo: service unavailable"
+        assert gateway.proc.terminate() == 0
+        assert "127.0.0.1:1" in gateway.proc.log  # the gateway's log keeps the detail
+    finally:
+        procs.stop_all()

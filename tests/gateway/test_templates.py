@@ -8,7 +8,7 @@ import re
 import pytest
 
 import micro
-from micro.gateway.routes import RouteTable, routes_for
+from micro.gateway.routes import DefaultRoutes, RouteTable, routes_for
 from micro.gateway.templates import PathTemplate, TemplateError
 
 
@@ -56,13 +56,26 @@ def endpoint(name: str, rules: list[dict[str, object]] | None = None) -> micro.E
     return micro.Endpoint(name=name, path=f"/pkg.{name.replace('.', '/')}", metadata=metadata)
 
 
+def test_default_routes_are_opt_in_per_service_or_for_all() -> None:
+    records = [
+        micro.ServiceRecord(name=name, endpoints=(endpoint("S.Plain"),)) for name in ("a", "b")
+    ]
+
+    def served(default_routes: DefaultRoutes | None) -> list[str]:
+        return [r.path for r in RouteTable.from_records(records, default_routes).routes]
+
+    assert served(None) == [] == served(DefaultRoutes())
+    assert served(DefaultRoutes(services=frozenset({"b"}))) == ["/b/S/Plain"]
+    assert served(DefaultRoutes(every=True)) == ["/a/S/Plain", "/b/S/Plain"]
+
+
 def test_most_specific_route_wins_and_default_route() -> None:
     table = RouteTable(
         [
             *routes_for("a", endpoint("S.Any", [{"method": "GET", "path": "/v1/{name=**}"}])),
             *routes_for("b", endpoint("S.Get", [{"method": "GET", "path": "/v1/{name=books/*}"}])),
             *routes_for("b", endpoint("S.Verb", [{"method": "GET", "path": "/v1/{name=*}:x"}])),
-            *routes_for("c", endpoint("S.Plain")),
+            *routes_for("c", endpoint("S.Plain"), default_route=True),
             *routes_for("c", endpoint("S.Bad", [{"method": "GET", "path": "no-slash"}])),
         ]
     )

@@ -92,7 +92,21 @@ def test_all_kinds_and_handler_attrs() -> None:
         ("count", micro.Kind.SERVER_STREAM),
         ("sum", micro.Kind.CLIENT_STREAM),
         ("chat", micro.Kind.BIDI_STREAM),
+        ("put", micro.Kind.UNARY),
     ]
+
+
+def test_idempotency_level_reaches_the_spec() -> None:
+    """`option idempotency_level` is carried into the Method; unset is UNKNOWN."""
+    from golden.streaming.v1.streaming_micro import STREAMER_COUNT, STREAMER_ECHO, STREAMER_PUT
+    from micro._builtin.grpc.health.v1.health_micro import HEALTH_CHECK
+
+    assert STREAMER_PUT.idempotency is micro.Idempotency.IDEMPOTENT and STREAMER_PUT.idempotent
+    assert STREAMER_COUNT.idempotency is micro.Idempotency.NO_SIDE_EFFECTS
+    assert STREAMER_COUNT.idempotent
+    assert STREAMER_ECHO.idempotency is micro.Idempotency.UNKNOWN
+    assert not STREAMER_ECHO.idempotent
+    assert HEALTH_CHECK.idempotency is micro.Idempotency.NO_SIDE_EFFECTS
 
 
 def test_types_resolve_across_packages_files_and_nesting() -> None:

@@ -136,7 +136,9 @@ def test_runtime_with_cli_and_api_extras_runs_the_operations_commands(
     assert missing.returncode == 2 and "No such command 'gen'" in missing.stderr
     assert "gen" not in run("--help").stdout.split("Commands:")[1].split()
     gateway, output, line = spawn(
-        [str(micro), "api", "--address", "127.0.0.1:0"], environ, "micro api listening on "
+        [str(micro), "api", "--address", "127.0.0.1:0", "--default-routes"],
+        environ,
+        "micro api listening on ",
     )
     try:
         url = line.split()[4]

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstreaming/v1/streaming.proto\x12\x0cstreaming.v1\";\n\x0b\x45\x63hoRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x66\x61il\x18\x02 \x01(\t\x12\x10\n\x08sleep_ms\x18\x03 \x01(\x05\"\xad\x01\n\tEchoReply\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x37\n\x08metadata\x18\x02 \x03(\x0b\x32%.streaming.v1.EchoReply.MetadataEntry\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x1a\n\x12\x64\x65\x61\x64line_remaining\x18\x04 \x01(\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\",\n\x0c\x43ountRequest\x12\n\n\x02to\x18\x01 \x01(\x05\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"\x17\n\nCountReply\x12\t\n\x01n\x18\x01 \x01(\x05\"\x1b\n\nSumRequest\x12\r\n\x05value\x18\x01 \x01(\x03\"(\n\x08SumReply\x12\r\n\x05total\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\x1b\n\x0b\x43hatMessage\x12\x0c\n\x04text\x18\x01 \x01(\t2\x84\x02\n\x08Streamer\x12:\n\x04\x45\x63ho\x12\x19.streaming.v1.EchoRequest\x1a\x17.streaming.v1.EchoReply\x12?\n\x05\x43ount\x12\x1a.streaming.v1.CountRequest\x1a\x18.streaming.v1.CountReply0\x01\x12\x39\n\x03Sum\x12\x18.streaming.v1.SumRequest\x1a\x16.streaming.v1.SumReply(\x01\x12@\n\x04\x43hat\x12\x19.streaming.v1.ChatMessage\x1a\x19.streaming.v1.ChatMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cstreaming/v1/streaming.proto\x12\x0cstreaming.v1\";\n\x0b\x45\x63hoRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04\x66\x61il\x18\x02 \x01(\t\x12\x10\n\x08sleep_ms\x18\x03 \x01(\x05\"\xad\x01\n\tEchoReply\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x37\n\x08metadata\x18\x02 \x03(\x0b\x32%.streaming.v1.EchoReply.MetadataEntry\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12\x1a\n\x12\x64\x65\x61\x64line_remaining\x18\x04 \x01(\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\",\n\x0c\x43ountRequest\x12\n\n\x02to\x18\x01 \x01(\x05\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"\x17\n\nCountReply\x12\t\n\x01n\x18\x01 \x01(\x05\"\x1b\n\nSumRequest\x12\r\n\x05value\x18\x01 \x01(\x03\"(\n\x08SumReply\x12\r\n\x05total\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"\x1b\n\x0b\x43hatMessage\x12\x0c\n\x04text\x18\x01 \x01(\t2\xc9\x02\n\x08Streamer\x12:\n\x04\x45\x63ho\x12\x19.streaming.v1.EchoRequest\x1a\x17.streaming.v1.EchoReply\x12\x44\n\x05\x43ount\x12\x1a.streaming.v1.CountRequest\x1a\x18.streaming.v1.CountReply\"\x03\x90\x02\x01\x30\x01\x12\x39\n\x03Sum\x12\x18.streaming.v1.SumRequest\x1a\x16.streaming.v1.SumReply(\x01\x12@\n\x04\x43hat\x12\x19.streaming.v1.ChatMessage\x1a\x19.streaming.v1.ChatMessage(\x01\x30\x01\x12>\n\x03Put\x12\x19.streaming.v1.EchoRequest\x1a\x17.streaming.v1.EchoReply\"\x03\x90\x02\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ECHOREPLY_METADATAENTRY']._loaded_options = None
   _globals['_ECHOREPLY_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_STREAMER'].methods_by_name['Count']._loaded_options = None
+  _globals['_STREAMER'].methods_by_name['Count']._serialized_options = b'\220\002\001'
+  _globals['_STREAMER'].methods_by_name['Put']._loaded_options = None
+  _globals['_STREAMER'].methods_by_name['Put']._serialized_options = b'\220\002\002'
   _globals['_ECHOREQUEST']._serialized_start=46
   _globals['_ECHOREQUEST']._serialized_end=105
   _globals['_ECHOREPLY']._serialized_start=108
@@ -50,5 +54,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATMESSAGE']._serialized_start=425
   _globals['_CHATMESSAGE']._serialized_end=452
   _globals['_STREAMER']._serialized_start=455
-  _globals['_STREAMER']._serialized_end=715
+  _globals['_STREAMER']._serialized_end=784
 # @@protoc_insertion_point(module_scope)

@@ -17,6 +17,7 @@ __all__ = (
     "STREAMER_CHAT",
     "STREAMER_COUNT",
     "STREAMER_ECHO",
+    "STREAMER_PUT",
     "STREAMER_SPEC",
     "STREAMER_SUM",
     "StreamerClient",
@@ -30,7 +31,7 @@ __all__ = (
 _FILES = (
     _micro.ProtoFile(
         name="streaming/v1/streaming.proto",
-        descriptor=b'\n\x1cstreaming/v1/streaming.proto\x12\x0cstreaming.v1"P\n\x0bEchoRequest\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x12\n\x04fail\x18\x02 \x01(\tR\x04fail\x12\x19\n\x08sleep_ms\x18\x03 \x01(\x05R\x07sleepMs"\xe2\x01\n\tEchoReply\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12A\n\x08metadata\x18\x02 \x03(\x0b2%.streaming.v1.EchoReply.MetadataEntryR\x08metadata\x12\x12\n\x04peer\x18\x03 \x01(\tR\x04peer\x12-\n\x12deadline_remaining\x18\x04 \x01(\x01R\x11deadlineRemaining\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"9\n\x0cCountRequest\x12\x0e\n\x02to\x18\x01 \x01(\x05R\x02to\x12\x19\n\x08delay_ms\x18\x02 \x01(\x05R\x07delayMs"\x1a\n\nCountReply\x12\x0c\n\x01n\x18\x01 \x01(\x05R\x01n""\n\nSumRequest\x12\x14\n\x05value\x18\x01 \x01(\x03R\x05value"6\n\x08SumReply\x12\x14\n\x05total\x18\x01 \x01(\x03R\x05total\x12\x14\n\x05count\x18\x02 \x01(\x05R\x05count"!\n\x0bChatMessage\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text2\x84\x02\n\x08Streamer\x12:\n\x04Echo\x12\x19.streaming.v1.EchoRequest\x1a\x17.streaming.v1.EchoReply\x12?\n\x05Count\x12\x1a.streaming.v1.CountRequest\x1a\x18.streaming.v1.CountReply0\x01\x129\n\x03Sum\x12\x18.streaming.v1.SumRequest\x1a\x16.streaming.v1.SumReply(\x01\x12@\n\x04Chat\x12\x19.streaming.v1.ChatMessage\x1a\x19.streaming.v1.ChatMessage(\x010\x01b\x06proto3',
+        descriptor=b'\n\x1cstreaming/v1/streaming.proto\x12\x0cstreaming.v1"P\n\x0bEchoRequest\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x12\n\x04fail\x18\x02 \x01(\tR\x04fail\x12\x19\n\x08sleep_ms\x18\x03 \x01(\x05R\x07sleepMs"\xe2\x01\n\tEchoReply\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12A\n\x08metadata\x18\x02 \x03(\x0b2%.streaming.v1.EchoReply.MetadataEntryR\x08metadata\x12\x12\n\x04peer\x18\x03 \x01(\tR\x04peer\x12-\n\x12deadline_remaining\x18\x04 \x01(\x01R\x11deadlineRemaining\x1a;\n\rMetadataEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x028\x01"9\n\x0cCountRequest\x12\x0e\n\x02to\x18\x01 \x01(\x05R\x02to\x12\x19\n\x08delay_ms\x18\x02 \x01(\x05R\x07delayMs"\x1a\n\nCountReply\x12\x0c\n\x01n\x18\x01 \x01(\x05R\x01n""\n\nSumRequest\x12\x14\n\x05value\x18\x01 \x01(\x03R\x05value"6\n\x08SumReply\x12\x14\n\x05total\x18\x01 \x01(\x03R\x05total\x12\x14\n\x05count\x18\x02 \x01(\x05R\x05count"!\n\x0bChatMessage\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text2\xc9\x02\n\x08Streamer\x12:\n\x04Echo\x12\x19.streaming.v1.EchoRequest\x1a\x17.streaming.v1.EchoReply\x12D\n\x05Count\x12\x1a.streaming.v1.CountRequest\x1a\x18.streaming.v1.CountReply"\x03\x90\x02\x010\x01\x129\n\x03Sum\x12\x18.streaming.v1.SumRequest\x1a\x16.streaming.v1.SumReply(\x01\x12@\n\x04Chat\x12\x19.streaming.v1.ChatMessage\x1a\x19.streaming.v1.ChatMessage(\x010\x01\x12>\n\x03Put\x12\x19.streaming.v1.EchoRequest\x1a\x17.streaming.v1.EchoReply"\x03\x90\x02\x02b\x06proto3',
         dependencies=(),
         symbols=(
             "streaming.v1.EchoRequest",
@@ -46,6 +47,7 @@ _FILES = (
             "streaming.v1.Streamer.Count",
             "streaming.v1.Streamer.Sum",
             "streaming.v1.Streamer.Chat",
+            "streaming.v1.Streamer.Put",
         ),
     ),
 )
@@ -76,6 +78,7 @@ STREAMER_COUNT = _micro.Method(
     doc="Count streams the numbers 1..to.",
     request_name="streaming.v1.CountRequest",
     response_name="streaming.v1.CountReply",
+    idempotency=_micro.Idempotency.NO_SIDE_EFFECTS,
 )
 STREAMER_SUM = _micro.Method(
     name="Streamer.Sum",
@@ -103,6 +106,20 @@ STREAMER_CHAT = _micro.Method(
     request_name="streaming.v1.ChatMessage",
     response_name="streaming.v1.ChatMessage",
 )
+STREAMER_PUT = _micro.Method(
+    name="Streamer.Put",
+    path="/streaming.v1.Streamer/Put",
+    kind=_micro.Kind.UNARY,
+    request_type=EchoRequest,
+    response_type=EchoReply,
+    handler_attr="put",
+    http_rules=(),
+    deprecated=False,
+    doc="Put answers as Echo does, but may run twice: a client retries it on another node\neven after its request went out.",
+    request_name="streaming.v1.EchoRequest",
+    response_name="streaming.v1.EchoReply",
+    idempotency=_micro.Idempotency.IDEMPOTENT,
+)
 STREAMER_SPEC = _micro.ServiceSpec(
     name="streaming.v1.Streamer",
     methods=(
@@ -110,6 +127,7 @@ STREAMER_SPEC = _micro.ServiceSpec(
         STREAMER_COUNT,
         STREAMER_SUM,
         STREAMER_CHAT,
+        STREAMER_PUT,
     ),
     deprecated=False,
     doc="Streamer exercises every RPC kind. The e2e tests serve it.",
@@ -165,6 +183,21 @@ class StreamerClient(_micro.Stub):
         """Chat answers each message as it arrives."""
         return self._bidi_stream(STREAMER_CHAT, timeout=timeout, metadata=metadata)
 
+    async def put(
+        self,
+        request: EchoRequest,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> EchoReply:
+        """Put answers as Echo does, but may run twice: a client retries it on another node
+        even after its request went out.
+        """
+        return await self._unary(
+            STREAMER_PUT, request, timeout=timeout, metadata=metadata
+        )
+
 
 class StreamerSyncClient(_micro.SyncStub):
     """Streamer exercises every RPC kind. The e2e tests serve it.
@@ -215,6 +248,19 @@ class StreamerSyncClient(_micro.SyncStub):
         """Chat answers each message as it arrives."""
         return self._bidi_stream(STREAMER_CHAT, timeout=timeout, metadata=metadata)
 
+    def put(
+        self,
+        request: EchoRequest,
+        /,
+        *,
+        timeout: float | None = None,
+        metadata: _micro.Metadata | None = None,
+    ) -> EchoReply:
+        """Put answers as Echo does, but may run twice: a client retries it on another node
+        even after its request went out.
+        """
+        return self._unary(STREAMER_PUT, request, timeout=timeout, metadata=metadata)
+
 
 class StreamerHandler(_micro.Handler):
     """Streamer exercises every RPC kind. The e2e tests serve it.
@@ -243,6 +289,12 @@ class StreamerHandler(_micro.Handler):
     ) -> _t.AsyncIterator[ChatMessage]:
         """Chat answers each message as it arrives."""
         raise _micro.errors.unimplemented(STREAMER_CHAT)
+
+    async def put(self, request: EchoRequest, context: _micro.Context) -> EchoReply:
+        """Put answers as Echo does, but may run twice: a client retries it on another node
+        even after its request went out.
+        """
+        raise _micro.errors.unimplemented(STREAMER_PUT)
 
 
 def register_streamer_handler(

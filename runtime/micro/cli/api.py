@@ -13,7 +13,7 @@ from micro.auth import from_env as auth_from_env
 from micro.cli.exits import CliError, UsageFailure
 from micro.cli.ops import emit, options_from, registry_options, run, table
 from micro.gateway.headers import DEFAULT_ALLOW, DEFAULT_PREFIX, HeaderPolicy
-from micro.gateway.routes import RouteTable
+from micro.gateway.routes import DefaultRoutes, RouteTable
 
 __all__ = ["api"]
 
@@ -28,6 +28,30 @@ _HTTPS_NAMES = {
     "ca": "--https-client-ca",
     "client_auth": "--https-client-ca",
 }
+
+
+def default_route_options(command: Any) -> Any:
+    """``--default-routes`` / ``--default-routes-for NAME``: the default routes are opt-in."""
+    command = click.option(
+        "--default-routes-for",
+        "default_routes_for",
+        multiple=True,
+        metavar="SERVICE",
+        help="Serve POST /{service}/{Service}/{Method} for this service's rpcs that have no "
+        "google.api.http rule (repeatable).",
+    )(command)
+    return click.option(
+        "--default-routes",
+        is_flag=True,
+        help="Serve POST /{service}/{Service}/{Method} for every rpc without a "
+        "google.api.http rule, of every service. Default: off (it exposes internal methods).",
+    )(command)
+
+
+def _default_routes(kwargs: dict[str, Any]) -> DefaultRoutes:
+    return DefaultRoutes(
+        every=kwargs.pop("default_routes"), services=frozenset(kwargs.pop("default_routes_for"))
+    )
 
 
 @click.group("api", invoke_without_command=True)
@@ -98,6 +122,7 @@ _HTTPS_NAMES = {
     help="Require HTTPS clients to present a certificate signed by this CA (PEM). "
     f"Env: {HTTPS_ENV['ca']}.",
 )
+@default_route_options
 @registry_options
 @click.pass_context
 def api(ctx: click.Context, /, **kwargs: Any) -> None:
@@ -105,10 +130,12 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
 
     \b
     micro api --address 127.0.0.1:8080
+    micro api --default-routes   # also POST /{service}/{Service}/{Method} for the rest
     micro api routes      # the route table
     """
     if ctx.invoked_subcommand is not None:
         return
+    default_routes = _default_routes(kwargs)
     options = options_from(kwargs)
     try:
         from micro.gateway.app import GatewayConfig
@@ -138,6 +165,7 @@ def api(ctx: click.Context, /, **kwargs: Any) -> None:
         cors_origins=tuple(kwargs["cors_origins"]),
         tls=options.tls(),
         auth=auth,
+        default_routes=default_routes,
     )
     registry = options.open_registry()
     try:
@@ -175,15 +203,17 @@ def _https(kwargs: dict[str, Any]) -> tls_mod.TLS | None:
 
 
 @api.command("routes")
+@default_route_options
 @registry_options
 def routes(**kwargs: Any) -> None:
     """Print the route table: method, path, service, endpoint and the rule it came from."""
+    default_routes = _default_routes(kwargs)
     options = options_from(kwargs)
 
     async def main() -> RouteTable:
         registry = options.open_registry()
         try:
-            return RouteTable.from_records(await registry.list_services())
+            return RouteTable.from_records(await registry.list_services(), default_routes)
         finally:
             await registry.close()
 

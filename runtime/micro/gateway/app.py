@@ -33,7 +33,7 @@ from micro.dynamic import DynamicMethod
 from micro.gateway.catalog import Catalog
 from micro.gateway.errors import HttpError, from_micro
 from micro.gateway.headers import TIMEOUT_HEADER, HeaderPolicy
-from micro.gateway.routes import Match, Route, RouteTable
+from micro.gateway.routes import DefaultRoutes, Match, Route, RouteTable
 from micro.gateway.streaming import DuplexResponse, StreamFormat, feed, ndjson_lines, next_answer
 from micro.gateway.transcode import build_request, parse_body, reply_json
 from micro.tls import TLSSetting
@@ -55,6 +55,7 @@ class GatewayConfig:
     tls: TLSSetting = None
     #: checked before any call: the same rules as a service's (401 / 403 from the gateway)
     auth: auth_mod.Auth | None = None
+    default_routes: DefaultRoutes = field(default_factory=DefaultRoutes)
 
 
 def _signatures(records: Sequence[micro.ServiceRecord]) -> dict[str, tuple[object, ...]]:
@@ -88,7 +89,7 @@ class Gateway:
         records = await self.registry.list_services()
         self._signatures = _signatures(records)
         self.catalog.forget_changed(self._signatures)
-        table = RouteTable.from_records(records)
+        table = RouteTable.from_records(records, self.config.default_routes)
         if [r.to_dict() for r in table.routes] != [r.to_dict() for r in self.table.routes]:
             log.info("route table: %d routes from %d services", len(table), len(records))
         self.table = table
@@ -223,6 +224,8 @@ class Gateway:
     async def _handle(self, request: Request) -> Response | DuplexResponse:
         match = self._route(request)
         route = match.route
+        if route.body:
+            _require_json(request)
         policy = self.config.headers
         timeout = policy.timeout(request.headers.get(TIMEOUT_HEADER))
         metadata = policy.metadata(request.headers.items())
@@ -392,6 +395,27 @@ class _RouteEndpoint:
     @property
     def path(self) -> str:
         return self.route.grpc_path
+#: media types a request body may have (NDJSON for streaming bodies); `application/*+json`
+#: too. A browser sends anything else (text/plain, a form) cross-site without asking first.
+JSON_TYPES = frozenset({"application/json", "application/x-ndjson", "application/jsonl"})
+
+
+def _require_json(request: Request) -> None:
+    """415 unless a request whose route reads a body says it is JSON. Only a bodiless
+    GET/DELETE/... may leave the type out: a cross-site POST (a form, or fetch with a
+    text/plain or untyped body) must not run a method."""
+    raw = request.headers.get("content-type")
+    if raw is None:
+        has_body = request.headers.get("content-length", "0") != "0" or (
+            "transfer-encoding" in request.headers
+        )
+        if not has_body and request.method.upper() != "POST":
+            return
+        raise HttpError(415, "the body needs Content-Type: application/json (none was given)")
+    media = raw.split(";", 1)[0].strip().lower()
+    if media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise HttpError(415, f"the body needs Content-Type: application/json, not {media or raw!r}")
 
 
 def _error_response(exc: HttpError) -> Response:
@@ -422,7 +446,18 @@ def build_app(gateway: Gateway) -> Starlette:
         )
 
     async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-        response = await gateway.handle(Request(scope, receive))
+        request = Request(scope, receive)
+        if "content-length" in request.headers and "transfer-encoding" in request.headers:
+            # Two framings: a proxy in front may have read the other one (request
+            # smuggling). uvicorn's h11 takes the chunked one; the gateway refuses both.
+            refused = HttpError(
+                400,
+                "a request may not have both Content-Length and Transfer-Encoding",
+                headers={"Connection": "close"},
+            )
+            await _error_response(refused)(scope, receive, send)
+            return
+        response = await gateway.handle(request)
         await response(scope, receive, send)
 
     # a Mount, not a Route: every method reaches the gateway, custom verbs included

@@ -2,8 +2,10 @@
 
 Every `google.api.http` rule of an endpoint (`Endpoint.metadata["http"]`, the rule and then
 its `additional_bindings`) is a route. An endpoint with no rule gets the default route
-`POST /{service}/{Service}/{Method}`: the registry name of the service, the proto service's
-short name and the rpc name, with the whole JSON body as the request.
+`POST /{service}/{Service}/{Method}` (the registry name of the service, the proto service's
+short name and the rpc name, with the whole JSON body as the request) only where
+:class:`DefaultRoutes` turns it on: it would expose every internal method, so it is off
+unless asked for, for every service or for the services named.
 
 When several routes match a request, the most specific template wins (a `:verb`, then more
 literal segments, then no `**`); ties go to the service that sorts first.
@@ -20,11 +22,23 @@ from dataclasses import dataclass
 import micro
 from micro.gateway.templates import PathTemplate, TemplateError
 
-__all__ = ["DEFAULT_RULE", "Match", "Route", "RouteTable", "routes_for"]
+__all__ = ["DEFAULT_RULE", "DefaultRoutes", "Match", "Route", "RouteTable", "routes_for"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RULE = "default"
+
+
+@dataclass(frozen=True)
+class DefaultRoutes:
+    """Which registry services get default routes (``micro api --default-routes``,
+    ``--default-routes-for NAME``): none unless asked."""
+
+    every: bool = False
+    services: frozenset[str] = frozenset()
+
+    def __call__(self, service: str) -> bool:
+        return self.every or service in self.services
 
 
 @dataclass(frozen=True)
@@ -94,8 +108,11 @@ def _literal(template: PathTemplate, segments: int) -> bool:
     return plain and len(template.segments) == segments and not template.verb
 
 
-def routes_for(service: str, endpoint: micro.registry.Endpoint) -> list[Route]:
-    """The routes of one endpoint of the registry service `service`."""
+def routes_for(
+    service: str, endpoint: micro.registry.Endpoint, *, default_route: bool = False
+) -> list[Route]:
+    """The routes of one endpoint of the registry service `service` (with `default_route`,
+    the default route if it has no rule)."""
     grpc_path = endpoint.path or ""
     rules = _rules(endpoint)
     out: list[Route] = []
@@ -122,7 +139,7 @@ def routes_for(service: str, endpoint: micro.registry.Endpoint) -> list[Route]:
                 rule=name,
             )
         )
-    if not rules:
+    if not rules and default_route:
         proto_service, _, rpc = endpoint.name.rpartition(".")
         try:
             template = PathTemplate.parse(f"/{service}/{proto_service}/{rpc}")
@@ -159,11 +176,15 @@ class RouteTable:
         self._ranked: tuple[Route, ...] = tuple(ranked)
 
     @classmethod
-    def from_records(cls, records: Sequence[micro.ServiceRecord]) -> RouteTable:
+    def from_records(
+        cls, records: Sequence[micro.ServiceRecord], default_routes: DefaultRoutes | None = None
+    ) -> RouteTable:
+        wanted = default_routes or DefaultRoutes()
         routes: list[Route] = []
         for record in records:
+            default_route = wanted(record.name)
             for endpoint in record.endpoints:
-                routes.extend(routes_for(record.name, endpoint))
+                routes.extend(routes_for(record.name, endpoint, default_route=default_route))
         return cls(routes)
 
     def __len__(self) -> int:

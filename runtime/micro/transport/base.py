@@ -101,7 +101,8 @@ class OutboundCall(Protocol):
         """Whether the server may have handled the request, so that running it again could
         run it twice: a response message arrived, or the call was cut off after its
         request went out. False for a call the server provably refused or never got
-        (connection refused, a status the server answered with)."""
+        (connection refused, REFUSED_STREAM), and for a status the server answered with:
+        whether a handler ran then is for the client to tell (:mod:`micro.client`)."""
         ...
 
     @property

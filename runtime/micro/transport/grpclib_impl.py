@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import h2.events
+import h2.errors
 import h2.exceptions
 from grpclib.client import Channel
 from grpclib.client import Stream as ClientStream
@@ -545,6 +546,15 @@ _FAILURES = (
 )  # not EncodeError: the caller's own mistake propagates as it is (a TypeError)
 
 
+_REFUSED_STREAM = f"error_code: {h2.errors.ErrorCodes.REFUSED_STREAM:d}"
+
+
+def _refused(exc: StreamTerminatedError) -> bool:
+    """Whether grpclib ended the stream because the server reset it with REFUSED_STREAM."""
+    text = str(exc)
+    return text.endswith(_REFUSED_STREAM) or text.endswith("REFUSED_STREAM")
+
+
 class _OutboundCall:
     """An outgoing RPC on a grpclib client stream; raises only micro Errors."""
 
@@ -583,6 +593,8 @@ class _OutboundCall:
         self._entered = False
         self._finished = False
         self._received = 0
+        self._sent = False  # the request headers went out: a handler may run
+        self._lost = False  # cut off after that, without a status
 
     @property
     def messages_received(self) -> int:
@@ -590,7 +602,7 @@ class _OutboundCall:
 
     @property
     def committed(self) -> bool:
-        return self._received > 0
+        return self._received > 0 or self._lost
 
     @property
     def headers(self) -> MetadataView | None:
@@ -619,8 +631,11 @@ class _OutboundCall:
             if status_error is not None:
                 self._finished = True
                 return status_error
-            # After a response message the server has handled the request: the call is
-            # committed (never retried), and the message says so.
+            # After the request went out the server may have handled it: the call is
+            # committed (retried only if idempotent), and the message says so. Unless
+            # the server refused the stream (RST_STREAM REFUSED_STREAM): it processed
+            # nothing (RFC 9113, 8.7), so the call may go elsewhere.
+            self._lost = self._sent and not _refused(exc)
             why = str(exc)
             if self._plaintext and not self._received:
                 why += local.PLAINTEXT_HINT  # a TLS server hangs up on plaintext
@@ -667,6 +682,7 @@ class _OutboundCall:
         self._entered = True
         try:
             await self._send_request()
+            self._sent = True
         except AttributeError:
             # grpclib race: the cached connection was lost a moment ago and has no
             # transport any more; nothing was sent, so it is UNAVAILABLE (retryable)

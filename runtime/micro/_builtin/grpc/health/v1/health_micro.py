@@ -18,7 +18,7 @@ __all__ = (
 _FILES = (
     _micro.ProtoFile(
         name="grpc/health/v1/health.proto",
-        descriptor=b'\n\x1bgrpc/health/v1/health.proto\x12\x0egrpc.health.v1".\n\x12HealthCheckRequest\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service"\xb1\x01\n\x13HealthCheckResponse\x12I\n\x06status\x18\x01 \x01(\x0e21.grpc.health.v1.HealthCheckResponse.ServingStatusR\x06status"O\n\rServingStatus\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07SERVING\x10\x01\x12\x0f\n\x0bNOT_SERVING\x10\x02\x12\x13\n\x0fSERVICE_UNKNOWN\x10\x032\xae\x01\n\x06Health\x12P\n\x05Check\x12".grpc.health.v1.HealthCheckRequest\x1a#.grpc.health.v1.HealthCheckResponse\x12R\n\x05Watch\x12".grpc.health.v1.HealthCheckRequest\x1a#.grpc.health.v1.HealthCheckResponse0\x01BP\n\x11io.grpc.health.v1B\x0bHealthProtoP\x01Z,google.golang.org/grpc/health/grpc_health_v1b\x06proto3',
+        descriptor=b'\n\x1bgrpc/health/v1/health.proto\x12\x0egrpc.health.v1".\n\x12HealthCheckRequest\x12\x18\n\x07service\x18\x01 \x01(\tR\x07service"\xb1\x01\n\x13HealthCheckResponse\x12I\n\x06status\x18\x01 \x01(\x0e21.grpc.health.v1.HealthCheckResponse.ServingStatusR\x06status"O\n\rServingStatus\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07SERVING\x10\x01\x12\x0f\n\x0bNOT_SERVING\x10\x02\x12\x13\n\x0fSERVICE_UNKNOWN\x10\x032\xb8\x01\n\x06Health\x12U\n\x05Check\x12".grpc.health.v1.HealthCheckRequest\x1a#.grpc.health.v1.HealthCheckResponse"\x03\x90\x02\x01\x12W\n\x05Watch\x12".grpc.health.v1.HealthCheckRequest\x1a#.grpc.health.v1.HealthCheckResponse"\x03\x90\x02\x010\x01BP\n\x11io.grpc.health.v1B\x0bHealthProtoP\x01Z,google.golang.org/grpc/health/grpc_health_v1b\x06proto3',
         dependencies=(),
         symbols=(
             "grpc.health.v1.HealthCheckRequest",
@@ -44,6 +44,7 @@ HEALTH_CHECK = _micro.Method(
     doc="",
     request_name="grpc.health.v1.HealthCheckRequest",
     response_name="grpc.health.v1.HealthCheckResponse",
+    idempotency=_micro.Idempotency.NO_SIDE_EFFECTS,
 )
 HEALTH_WATCH = _micro.Method(
     name="Health.Watch",
@@ -57,6 +58,7 @@ HEALTH_WATCH = _micro.Method(
     doc="",
     request_name="grpc.health.v1.HealthCheckRequest",
     response_name="grpc.health.v1.HealthCheckResponse",
+    idempotency=_micro.Idempotency.NO_SIDE_EFFECTS,
 )
 HEALTH_SPEC = _micro.ServiceSpec(
     name="grpc.health.v1.Health",
