@@ -48,7 +48,15 @@ def check_json(case: kit.Case, message: Any) -> None:
         return
     # what protobuf writes for the same bytes (maps in any order)
     assert json.loads(text) == json.loads(json_format.MessageToJson(pb2))
-    if json_format.Parse(text, case.pb2()) == pb2:  # protobuf's own JSON round trip holds
+    try:
+        back = json_format.Parse(text, case.pb2())
+    except json_format.ParseError:
+        # protobuf cannot read its own JSON back (float's largest value is written rounded
+        # up, past float's range): neither can we, and we say so as a DecodeError
+        with pytest.raises(codec.DecodeError):
+            codec.decode_json(text, case.cls)
+        return
+    if back == pb2:  # protobuf's own JSON round trip holds
         assert codec.decode_json(text, case.cls) == plan.decode(data)
     try:
         theirs = message.to_json()

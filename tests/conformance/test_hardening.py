@@ -355,6 +355,23 @@ async def test_an_unsupported_encoding_is_unimplemented_with_the_accepted_list(
         assert "gzip" in got["grpc-accept-encoding"]
 
 
+async def test_a_compressed_message_without_an_encoding_is_internal(wire: Transport) -> None:
+    """The compressed flag with no ``grpc-encoding`` is the peer's protocol error: INTERNAL,
+    as the gRPC compression spec and grpc-go have it (not the client's bad argument)."""
+    async with serving(transport=wire) as service:
+        client = await RawClient.connect(_port(service))
+        try:
+            sid = client.h2.get_next_available_stream_id()
+            client.h2.send_headers(sid, grpc_headers("/test.v1.Echo/Echo"))
+            client.h2.send_data(sid, b"\x01\x00\x00\x00\x01\x00", end_stream=True)
+            await client.flush()
+            await client.read_until(lambda _: "grpc-status" in client.headers_of(sid))
+            got = client.headers_of(sid)
+        finally:
+            await client.aclose()
+    assert got["grpc-status"] == str(Status.INTERNAL.value)
+
+
 async def test_a_gzip_bomb_is_refused_as_it_inflates(wire: Transport) -> None:
     bomb = gzip_module.compress(b"\x00" * (16 * MiB))  # 16 KiB on the wire
     async with serving(transport=wire) as service:

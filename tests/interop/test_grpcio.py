@@ -104,6 +104,9 @@ class _Streamer:
         md = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         return self.m.EchoReply(text=f"{request.text} from grpcio", metadata=md)
 
+    async def Put(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return self.m.EchoReply(text=f"{request.text} put on grpcio")
+
     async def Count(self, request: Any, context: Any) -> AsyncIterator[Any]:
         for n in range(1, request.to + 1):
             yield self.m.CountReply(n=n)
@@ -136,6 +139,7 @@ async def test_micro_client_calls_a_grpcio_server(
             reply = await streamer.echo(EchoRequest(text="hi"), metadata={"x-k": "v"}, timeout=5)
             assert reply.text == "hi from grpcio"
             assert reply.metadata["x-k"] == "v"
+            assert (await streamer.put(EchoRequest(text="p"))).text == "p put on grpcio"
             assert [r.n async for r in streamer.count(CountRequest(to=3))] == [1, 2, 3]
             total = await streamer.sum([SumRequest(value=2), SumRequest(value=3)])
             assert (total.total, total.count) == (5, 2)

@@ -395,6 +395,8 @@ class _RouteEndpoint:
     @property
     def path(self) -> str:
         return self.route.grpc_path
+
+
 #: media types a request body may have (NDJSON for streaming bodies); `application/*+json`
 #: too. A browser sends anything else (text/plain, a form) cross-site without asking first.
 JSON_TYPES = frozenset({"application/json", "application/x-ndjson", "application/jsonl"})

@@ -281,6 +281,10 @@ def _probe(host: str, port: int, *, reuse_port: bool) -> None:
         probe.bind((host, port))
 
 
+#: seconds a closing server gives the calls it took last to reach the dispatcher
+_CLOSE_SETTLE = 0.25
+
+
 class GrpcioServerTransport:
     """Serves ``routes`` (gRPC path -> Method) on a ``grpc.aio`` server."""
 
@@ -338,7 +342,12 @@ class GrpcioServerTransport:
         if guard is not None:
             guard.cancel()
         if server is not None:
-            await server.stop(None)  # cancels the calls still running
+            # A short grace, not none: the C-core stops taking calls (GOAWAY) at once, but
+            # a call it took just before reaches the dispatcher, which answers it as
+            # unprocessed (a draining service refuses, and the client fails over),
+            # instead of the C-core cancelling it unseen (CANCELLED: never retried).
+            # What still runs after it is cancelled.
+            await server.stop(_CLOSE_SETTLE)
 
 
 # -- client ---------------------------------------------------------------------------

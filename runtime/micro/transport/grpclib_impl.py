@@ -13,8 +13,8 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-import h2.events
 import h2.errors
+import h2.events
 import h2.exceptions
 from grpclib.client import Channel
 from grpclib.client import Stream as ClientStream
@@ -147,9 +147,12 @@ async def _read_frame(
     if len(data) != size:
         raise _bad(message_type, "truncated message: the stream ended inside it")
     if prefix[0]:
-        if encoding == "identity":
-            raise DecodeError(
-                message_type, ValueError("compressed message without a grpc-encoding")
+        if encoding == "identity":  # the peer's protocol error (gRPC's compression spec)
+            raise Error(
+                who,
+                500,
+                "compressed message without a grpc-encoding",
+                grpc_status=Status.INTERNAL,
             )
         try:
             data = decompress(data, encoding, limit)
