@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import codec, codegen, gateway, machine, report, rpc, telemetry
+from bench import codec, codegen, gateway, hardening, machine, report, rpc, telemetry
 from bench.rpc_worker import STACKS
 
-SUITES = ("codegen", "codec", "rpc", "memory", "gateway", "telemetry")
+SUITES = ("codegen", "codec", "rpc", "memory", "gateway", "telemetry", "hardening")
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -41,6 +41,15 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _load_spec(args: argparse.Namespace) -> rpc.LoadSpec:
+    """The RPC load of the suites that drive services (rpc, telemetry, hardening)."""
+    return rpc.LoadSpec(
+        duration=args.duration or (0.5 if args.smoke else 10.0),
+        warmup=0.2 if args.smoke else 1.0,
+        stream_count=args.stream_count or (2000 if args.smoke else 100_000),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     rounds = args.rounds or (1 if args.smoke else 3)
@@ -61,11 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += [*codec.tables(codec.run(rounds, args.smoke, log), rounds), ""]
     if "rpc" in args.suites or "memory" in args.suites:
         log("rpc suite")
-        spec = rpc.LoadSpec(
-            duration=args.duration or (0.5 if args.smoke else 10.0),
-            warmup=0.2 if args.smoke else 1.0,
-            stream_count=args.stream_count or (2000 if args.smoke else 100_000),
-        )
+        spec = _load_spec(args)
         results = rpc.run(rounds, spec, tuple(args.stacks), log)
         if "rpc" in args.suites:
             lines += [*report.rpc_tables(results, rounds), ""]
@@ -80,12 +85,12 @@ def main(argv: list[str] | None = None) -> None:
         lines += [*gateway.tables(gateway.run(rounds, gateway_spec, log), rounds), ""]
     if "telemetry" in args.suites:
         log("telemetry suite")
-        telemetry_spec = rpc.LoadSpec(
-            duration=args.duration or (0.5 if args.smoke else 10.0),
-            warmup=0.2 if args.smoke else 1.0,
-            stream_count=args.stream_count or (2000 if args.smoke else 100_000),
-        )
+        telemetry_spec = _load_spec(args)
         lines += [*telemetry.tables(telemetry.run(rounds, telemetry_spec, log), rounds), ""]
+    if "hardening" in args.suites:
+        log("hardening suite")
+        hardening_spec = _load_spec(args)
+        lines += [*hardening.tables(hardening.run(rounds, hardening_spec, log), rounds), ""]
     lines.append(f"Total bench time: {time.monotonic() - started:.0f} s.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text("\n".join(lines) + "\n")

@@ -40,6 +40,26 @@ STACKS = (
 )
 
 
+def transport_options() -> Any:
+    """``Service`` / ``Client`` ``transport_options`` for the bench's hardening modes
+    (``BENCH_TRANSPORT_OPTIONS``): ``unbounded`` (no message limit, streams and resets as
+    good as unlimited), ``gzip``, or unset (None: the library's defaults)."""
+    mode = os.environ.get("BENCH_TRANSPORT_OPTIONS", "")
+    if not mode:
+        return None
+    from micro.transport import TransportOptions
+
+    if mode == "gzip":
+        return TransportOptions(compression="gzip")
+    if mode == "unbounded":
+        many = 2**31 - 1
+        return TransportOptions(
+            max_receive_message_length=None, max_concurrent_streams=many,
+            max_resets_per_connection=many,
+        )  # fmt: skip
+    raise SystemExit(f"BENCH_TRANSPORT_OPTIONS={mode!r}: unbounded or gzip")
+
+
 def use_transport(stack: str) -> None:
     """A micro stack's transport, for every micro object this process builds."""
     if stack.startswith("micro"):
@@ -132,7 +152,7 @@ async def serve_micro(gen: Path, logic: Logic, ready: Callable[[str], None]) -> 
                 yield logic.stream_item(i)
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    service = micro.Service(name)
+    service = micro.Service(name, transport_options=transport_options())
     bench_micro.register_bench_handler(service, Handler())
     async with service:
         ready(name)
@@ -252,7 +272,7 @@ async def micro_client(target: str, m: Messages) -> Client:
     import micro
 
     bench_micro = importlib.import_module(f"{m.package}.bench_micro")
-    client = micro.Client()
+    client = micro.Client(transport_options=transport_options())
     stub = bench_micro.BenchClient(target, client=client)
     return Client(stub.small, stub.medium, stub.stream, client.close)
 

@@ -2,37 +2,23 @@
 with metrics on (``MICRO_METRICS_ADDRESS``) and with tracing on at full sampling (every
 span exported over OTLP/gRPC to a receiver in the bench process that discards them).
 
-Each mode runs the RPC suite's load (server and client in their own processes, both with
-the mode's environment); modes alternate within each round. Targets: off costs nothing
-(it installs no middleware, so it is the plain stack), metrics under 5%; tracing is
-reported.
+Modes alternate within each round (:mod:`bench.modes`). Targets: off costs nothing (it
+installs no middleware, so it is the plain stack), metrics under 5%; tracing is reported.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import functools
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bench.gen import generate
-from bench.procs import ROOT
-from bench.report import _ratio, _verdict
-from bench.rpc import LoadSpec, RpcResults, run_stack
+from bench import modes
+from bench.rpc import LoadSpec
 
 MODES = ("off", "metrics", "tracing")
 STACK = "micro"
-
-
-@dataclass
-class TelemetryResults:
-    spec: LoadSpec
-    modes: dict[str, RpcResults] = field(default_factory=dict)
 
 
 @contextmanager
@@ -72,65 +58,16 @@ def _env(base: dict[str, str], mode: str, endpoint: str) -> dict[str, str]:
     return env
 
 
-def run(rounds: int, spec: LoadSpec, log: Callable[[str], None] = print) -> TelemetryResults:
-    spec = LoadSpec(
-        duration=spec.duration,
-        warmup=spec.warmup,
-        concurrency=spec.concurrency,
-        sizes=("small",),
-        stream_count=spec.stream_count,
-    )
-    work = Path(tempfile.mkdtemp(prefix="micro-bench-telemetry-"))
-    results = TelemetryResults(spec, {mode: RpcResults(spec) for mode in MODES})
-    try:
-        gen = generate(work / "gen")
-        base = dict(
-            os.environ,
-            MICRO_REGISTRY="local",
-            MICRO_REGISTRY_PATH=str(work / "registry.db"),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        )
-        with _otlp_sink() as endpoint:
-            for round_no in range(rounds):
-                shift = round_no % len(MODES)
-                for mode in MODES[shift:] + MODES[:shift]:
-                    log(f"  telemetry {round_no + 1}/{rounds}: {mode}")
-                    run_stack(STACK, gen, _env(base, mode, endpoint), spec, results.modes[mode])
-        return results
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def run(rounds: int, spec: LoadSpec, log: Callable[[str], None] = print) -> modes.ModeResults:
+    with _otlp_sink() as endpoint:
+        env = {mode: functools.partial(_env, mode=mode, endpoint=endpoint) for mode in MODES}
+        return modes.run("telemetry", (STACK,), env, rounds, spec, log)
 
 
-def tables(res: TelemetryResults, rounds: int) -> list[str]:
+def tables(res: modes.ModeResults, rounds: int) -> list[str]:
     spec = res.spec
-    keys = [f"unary/small/c{c}" for c in spec.concurrency]
-    out = [
+    title = (
         f"### Telemetry cost ({STACK} stack, medians of {rounds} rounds; {spec.duration:g} s "
-        f"per point; streaming: {spec.stream_count} messages)",
-        "",
-        "| mode | " + " | ".join(f"small c{c} req/s (p50/p99 ms)" for c in spec.concurrency)
-        + " | stream msgs/s | vs off (unary, stream) |",
-        "|---|" + "---|" * (len(keys) + 2),
-    ]  # fmt: skip
-    off = res.modes["off"]
-    for mode in MODES:
-        r = res.modes[mode]
-        cells = [mode]
-        for key in keys:
-            rps, p50, p99 = (r.median(STACK, key, m) for m in ("rps", "p50_ms", "p99_ms"))
-            cells.append("-" if rps is None else f"{rps:.0f} ({p50:.2f}/{p99:.2f})")
-        mps = r.median(STACK, "stream", "mps")
-        cells.append("-" if mps is None else f"{mps:.0f}")
-        ratios = [_ratio(r.median(STACK, k, "rps"), off.median(STACK, k, "rps")) for k in keys]
-        ratios.append(_ratio(mps, off.median(STACK, "stream", "mps")))
-        cells.append(", ".join(ratios))
-        out.append("| " + " | ".join(cells) + " |")
-    metrics = res.modes["metrics"]
-    checks = [(k, metrics.median(STACK, k, "rps"), off.median(STACK, k, "rps")) for k in keys] + [
-        ("stream", metrics.median(STACK, "stream", "mps"), off.median(STACK, "stream", "mps"))
-    ]
-    out += ["", "| target (metrics vs off) | value | |", "|---|---|---|"]
-    for key, a, b in checks:
-        ok = None if a is None or not b else a / b >= 0.95
-        out.append(f"| {key} ratio (>= 0.95x) | {_ratio(a, b)} | {_verdict(ok)} |")
-    return out
+        f"per point; streaming: {spec.stream_count} messages)"
+    )
+    return modes.table(title, res, "off", {"metrics": 0.95})

@@ -86,6 +86,6 @@ def test_codec_smoke_writes_its_table(tmp_path: Path) -> None:
     text = report.read_text()
     assert "## Codec" in text and "went through `upb`" in text
     rows = [line for line in text.splitlines() if line.startswith(("| small |", "| medium |"))]
-    assert len(rows) == 6  # three codecs per message size
+    assert len(rows) == 8  # four codecs per message size
     assert all("-" not in row.split("|")[4] for row in rows)  # every total has a number
     assert text.count("| medium encode+decode") == 2
