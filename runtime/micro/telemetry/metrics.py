@@ -34,10 +34,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import Any, overload
 
 from micro.status import Status
+from micro.telemetry._watch import Ended, WatchedCall, watch
 
 __all__ = [
     "MAX_SERIES",
@@ -288,33 +298,95 @@ async def _counted(requests: AsyncIterator[Any], counter: Any) -> AsyncIterator[
         yield item
 
 
-class _CountedStream:
-    """A client stream's outbound call that counts the messages sent, and those received
-    when it closes (the transport counts them anyway)."""
+class _CountedSequence(Sequence[Any]):
+    """A client-streaming call's requests that are a ``Sequence`` (replayed on a retry,
+    and still one), counting each message as the call sends it: when it comes back for
+    the next one, so every attempt counts what it sent."""
 
-    __slots__ = ("_closed", "_inner", "_received", "_sent")
+    __slots__ = ("_counter", "_inner")
 
-    def __init__(self, inner: Any, sent: Any, received: Any) -> None:
-        self._inner, self._sent, self._received = inner, sent, received
-        self._closed = False
+    def __init__(self, inner: Sequence[Any], counter: Any) -> None:
+        self._inner, self._counter = inner, counter
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        return self._inner[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return _counted_iter(self._inner, self._counter)
+
+
+class _CountedIterable:
+    """:class:`_CountedSequence` for any other iterable: iterated again (a retry before
+    its first item was taken) it iterates the original again."""
+
+    __slots__ = ("_counter", "_inner")
+
+    def __init__(self, inner: Iterable[Any], counter: Any) -> None:
+        self._inner, self._counter = inner, counter
+
+    def __iter__(self) -> Iterator[Any]:
+        return _counted_iter(self._inner, self._counter)
+
+
+class _CountedAsyncIterable:
+    """:class:`_CountedIterable` for an async iterable."""
+
+    __slots__ = ("_counter", "_inner")
+
+    def __init__(self, inner: AsyncIterable[Any], counter: Any) -> None:
+        self._inner, self._counter = inner, counter
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return _counted_aiter(self._inner, self._counter)
+
+
+def _counted_iter(items: Iterable[Any], counter: Any) -> Iterator[Any]:
+    for item in items:
+        yield item
+        counter.inc()  # asked for the next one: this one was sent
+
+
+async def _counted_aiter(items: AsyncIterable[Any], counter: Any) -> AsyncIterator[Any]:
+    async for item in items:
+        yield item
+        counter.inc()
+
+
+def _counted_requests(requests: Any, counter: Any) -> Any:
+    """A client-streaming call's requests, counted as they are sent, of the same kind
+    (a ``Sequence`` stays one: the client replays it on a retry)."""
+    if isinstance(requests, AsyncIterable):
+        return _CountedAsyncIterable(requests, counter)
+    if isinstance(requests, Sequence):
+        return _CountedSequence(requests, counter)
+    return _CountedIterable(requests, counter)
+
+
+class _CountedCall(WatchedCall):
+    """A client stream's open call that counts the messages sent."""
+
+    __slots__ = ("_sent",)
+
+    def __init__(self, inner: Any, ended: Ended, sent: Any) -> None:
+        super().__init__(inner, ended)
+        self._sent = sent
 
     async def send(self, message: Any, *, end: bool = False) -> None:
-        await self._inner.send(message, end=end)
+        await super().send(message, end=end)
         self._sent.inc()
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._received.inc(self._inner.messages_received)
-        await self._inner.aclose()
 
 
 def client_middleware() -> Callable[[Any, Any], Awaitable[Any]]:
-    """Counts, times and tracks in flight every call a client makes (a stream: until it
-    is open)."""
+    """Counts, times and tracks in flight every call a client makes, until it ends (a
+    stream: until it is exhausted, fails, or is closed or dropped before, as
+    ``CANCELLED``), and the messages of its streams."""
 
     async def count_client(call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
         m = active
@@ -323,26 +395,38 @@ def client_middleware() -> Callable[[Any, Any], Awaitable[Any]]:
             return await next(call)
         service = call.service if call.service is not None else "-"
         endpoint = method.name
+        kind = method.kind
         gauge = m.in_flight.child("client", service, endpoint)
         gauge.inc()
-        status = "OK"
         started = time.perf_counter()
-        try:
-            result = await next(call)
-            if method.kind.server_streaming:  # the stream's handle: count what it carries
-                sent = m.stream_messages.child("client", service, endpoint, "sent")
-                received = m.stream_messages.child("client", service, endpoint, "received")
-                if isinstance(result, tuple):  # server-streaming: (call, first message)
-                    return (_CountedStream(result[0], sent, received), result[1])
-                return _CountedStream(result, sent, received)
-            return result
-        except BaseException as exc:
-            status = _status(exc)
-            raise
-        finally:
+        if kind.client_streaming:
+            sent = m.stream_messages.child("client", service, endpoint, "sent")
+            if not kind.server_streaming:
+                call.request = _counted_requests(call.request, sent)
+        opened: list[Any] = []  # a stream's open call, whose received messages count
+
+        def ended(exc: BaseException | None) -> None:
             elapsed = time.perf_counter() - started
+            status = "OK" if exc is None else _status(exc)
             gauge.dec()
             m.requests.child("client", service, endpoint, status).inc()
             m.duration.child("client", service, endpoint, status).observe(elapsed)
+            if opened:
+                received = m.stream_messages.child("client", service, endpoint, "received")
+                received.inc(opened[0].messages_received)
+
+        try:
+            result = await next(call)
+        except BaseException as exc:
+            ended(exc)
+            raise
+        if not kind.server_streaming:
+            ended(None)
+            return result
+        # the stream's handle: counted until it ends
+        opened.append(result[0] if isinstance(result, tuple) else result)
+        if kind.client_streaming:  # bidi
+            return watch(result, ended, lambda inner, end: _CountedCall(inner, end, sent))
+        return watch(result, ended)
 
     return count_client

@@ -311,13 +311,17 @@ def server_middleware() -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awai
 
 
 def client_middleware() -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]:
-    """A client span per call (for a stream: until it is open); the context goes out in
-    the call's metadata."""
-    from opentelemetry.trace import SpanKind
+    """A client span per call, until the call ends (a stream: until it is exhausted,
+    fails, or is closed or dropped before, as CANCELLED); the context goes out in the
+    call's metadata."""
+    from opentelemetry.trace import SpanKind, use_span
+
+    from micro.telemetry._watch import watch
 
     async def trace_client(call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
         t = tracer()
-        path: str = call.method.path
+        method = call.method
+        path: str = method.path
         if t is None or path.startswith(UNTRACED):
             return await next(call)
         attributes = _rpc_attributes(path)
@@ -325,21 +329,26 @@ def client_middleware() -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awai
         attributes["server.address"] = host
         if port is not None:
             attributes["server.port"] = port
-        with t.start_as_current_span(
-            path.lstrip("/"),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        span = t.start_span(path.lstrip("/"), kind=SpanKind.CLIENT, attributes=attributes)
+
+        def ended(exc: BaseException | None) -> None:
+            if exc is None:
+                span.set_attribute("rpc.grpc.status_code", 0)
+            else:
+                _fail(span, exc)
+            span.end()
+
+        with use_span(span, record_exception=False, set_status_on_exception=False):
             inject_pairs(call.metadata)
             try:
                 result = await next(call)
             except BaseException as exc:
-                _fail(span, exc)
+                ended(exc)
                 raise
-            span.set_attribute("rpc.grpc.status_code", 0)
-            return result
+        if method.kind.server_streaming:  # the stream's handle: the span lasts as it does
+            return watch(result, ended)
+        ended(None)
+        return result
 
     return trace_client
 
