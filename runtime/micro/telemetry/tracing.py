@@ -33,7 +33,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 from micro.status import Status
@@ -440,20 +440,23 @@ def _ignore(exc: BaseException | None) -> None:
 def http_server_span(
     method: str, headers: Iterable[tuple[str, str]], attributes: dict[str, Any]
 ) -> Any:
-    """A server span for one gateway request (a context manager), or ``None`` when off."""
+    """A server span for one gateway request, started (make it current with
+    :func:`using`; the gateway ends it once the answer is done), or ``None`` when off."""
     t = tracer()
     if t is None:
         return None
     from opentelemetry.trace import SpanKind
 
-    return t.start_as_current_span(
-        method,
-        context=extract(dict(headers)),
-        kind=SpanKind.SERVER,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
+    return t.start_span(
+        method, context=extract(dict(headers)), kind=SpanKind.SERVER, attributes=attributes
     )
+
+
+def using(span: Any) -> AbstractContextManager[Any]:
+    """``span`` as the current span inside the block (which does not end it)."""
+    from opentelemetry.trace import use_span
+
+    return use_span(span, record_exception=False, set_status_on_exception=False)
 
 
 def http_answered(span: Any, method: str, route: str | None, status: int) -> None:
