@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from micro.registry import FrozenMap
-from micro.telemetry import metrics, tracing
+from micro.telemetry import logs, metrics, tracing
 
 __all__ = [
     "JSON",
@@ -100,8 +100,10 @@ async def run_handler(handler: Handler, delivery: Delivery, where: str) -> bool:
     """Run ``handler``; ack if it returned unsettled, log and nack if it raised.
 
     Returns whether the handler succeeded. Used by every backend; with telemetry on, the
-    handler runs in a consumer span (the publisher's child) and is counted."""
-    if tracing.enabled() or metrics.active is not None:
+    handler runs in a consumer span (the publisher's child) and is counted, and what is
+    logged meanwhile names the subscribing service (of a
+    :class:`micro.telemetry.logs.ServiceHandler`)."""
+    if tracing.enabled() or metrics.active is not None or logs.enabled():
         return await _run_observed(handler, delivery, where)
     return await _run(handler, delivery, where, None)
 
@@ -131,6 +133,13 @@ async def _run(
 
 
 async def _run_observed(handler: Handler, delivery: Delivery, where: str) -> bool:
+    if isinstance(handler, logs.ServiceHandler):
+        with logs.serving(handler.service):
+            return await _run_traced(handler, delivery, where)
+    return await _run_traced(handler, delivery, where)
+
+
+async def _run_traced(handler: Handler, delivery: Delivery, where: str) -> bool:
     message = delivery.message
     system = "nats" if where.startswith("nats") else "micro.embedded"
     async with tracing.processing(
