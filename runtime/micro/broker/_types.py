@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from micro.registry import FrozenMap
 from micro.telemetry import logs, metrics, tracing
@@ -26,6 +26,7 @@ __all__ = [
     "Subscription",
     "check_topic",
     "run_handler",
+    "run_publish",
 ]
 
 log = logging.getLogger("micro.broker")
@@ -94,6 +95,29 @@ class Delivery:
 
 #: A subscription handler.
 Handler = Callable[[Delivery], Awaitable[None]]
+
+R = TypeVar("R")
+
+
+async def run_publish(message: Message, system: str, send: Callable[[Message], Awaitable[R]]) -> R:
+    """Publish ``message`` with ``send`` (the backend's own sending), returning what it
+    returns. Every backend's ``publish`` goes through here, so a message published any
+    way (:meth:`micro.Event.publish`, :meth:`micro.Service.publish`, or ``Broker.publish``
+    itself) gets one producer span, ``publish <topic>`` with ``messaging.system`` =
+    ``system``, whose context travels in the message's metadata, and is counted as
+    published; with telemetry off, ``send(message)`` and nothing else."""
+    if not tracing.enabled() and metrics.active is None:
+        return await send(message)
+    carried = dict(message.metadata)
+    async with tracing.publishing(message.topic, system, carried):
+        result = await send(
+            Message(message.topic, message.data, message.content_type, carried)
+            if carried != message.metadata
+            else message
+        )
+    if metrics.active is not None:
+        metrics.active.published.child(message.topic).inc()
+    return result
 
 
 async def run_handler(handler: Handler, delivery: Delivery, where: str) -> bool:
@@ -166,6 +190,10 @@ class Subscription(Protocol):
 
 @runtime_checkable
 class Broker(Protocol):
+    """A broker backend. Its ``publish`` sends through :func:`run_publish`, and its
+    subscriptions run handlers through :func:`run_handler`: that is where events get
+    their spans and counts."""
+
     async def publish(self, message: Message, *, durable: bool = False) -> None:
         """Send ``message`` to its topic. ``durable``: return only once the backend has
         stored it (durable backends); others deliver at most once and ignore it."""

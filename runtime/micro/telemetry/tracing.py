@@ -356,15 +356,6 @@ def client_middleware() -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awai
 # -- events --------------------------------------------------------------------------------
 
 
-def messaging_system(broker: object) -> str:
-    module = type(broker).__module__
-    if module.endswith(".nats"):
-        return "nats"
-    if module.endswith(".embedded"):
-        return "micro.embedded"
-    return type(broker).__name__
-
-
 @asynccontextmanager
 async def publishing(topic: str, system: str, metadata: dict[str, str]) -> AsyncIterator[None]:
     """A producer span around a publish; its context goes into ``metadata``."""
