@@ -125,22 +125,32 @@ def name_process(service: str) -> None:
         _process_name = service
 
 
+def resource() -> Any:
+    """The OpenTelemetry SDK resource of what micro builds from the environment (traces,
+    metrics): ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``, and ``service.name``
+    the first :class:`micro.Service` of the process when they do not name it."""
+    import os
+
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    found = Resource.create()
+    named = str(found.attributes.get(SERVICE_NAME, ""))
+    if "OTEL_SERVICE_NAME" not in os.environ and named.startswith("unknown_service"):
+        found = found.merge(Resource({SERVICE_NAME: _process_name or "micro"}))
+    return found
+
+
 def _build_provider() -> Any:
     import os
 
     from opentelemetry import trace
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):  # the process set one up itself: use it
         return current
-    resource = Resource.create()
-    named = str(resource.attributes.get(SERVICE_NAME, ""))
-    if "OTEL_SERVICE_NAME" not in os.environ and named.startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: _process_name or "micro"}))
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource())
     names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp") or "otlp"
     for name in (n.strip().lower() for n in names.split(",")):
         if name == "otlp":
