@@ -1,8 +1,12 @@
-"""Prometheus metrics, with go-micro's names (``pip install 'micro-runtime[metrics]'``).
+"""Metrics with go-micro's names, for Prometheus or through OpenTelemetry.
 
-On with ``MICRO_METRICS_ADDRESS=host:port`` (which also serves ``/metrics`` there; port 0
-picks a free one) or ``micro.telemetry.configure(metrics=True)``. The series, in
-prometheus_client's default registry (so the process collector's ``process_*`` come too):
+For Prometheus (``pip install 'micro-runtime[metrics]'``): on with
+``MICRO_METRICS_ADDRESS=host:port`` (which also serves ``/metrics`` there; port 0 picks a
+free one) or ``micro.telemetry.configure(metrics=True)``, in prometheus_client's default
+registry (so the process collector's ``process_*`` come too). Through the OpenTelemetry
+SDK (``[otel]``): on with ``OTEL_METRICS_EXPORTER=otlp`` (or ``console``) or
+``configure(meter_provider=...)``, the same names and labels (as attributes); both can be
+on at once. The series:
 
 =====================================  =========  =========================================
 ``micro_request_total``                counter    ``side``, ``service``, ``endpoint``, ``status``
@@ -22,8 +26,8 @@ prometheus_client's default registry (so the process collector's ``process_*`` c
 ``side`` is ``server`` (calls a service answered; ``service`` is its name) or ``client``
 (calls a process made; ``service`` is the name called, ``-`` for a static address).
 ``endpoint`` is the rpc (``Greeter.SayHello``), ``status`` the gRPC status name (``OK``,
-``NOT_FOUND``, ...), ``direction`` ``sent`` or ``received`` (streaming rpcs: on the
-server side every kind, on the client side server-streaming and bidi calls),
+``NOT_FOUND``, ...; a client's stream counts once it ended, ``CANCELLED`` when it was
+closed before), ``direction`` ``sent`` or ``received`` (streaming rpcs, both sides),
 ``route`` the gateway rule (``GET /v1/greet/{name}``, ``unmatched`` for no route) and
 ``status`` there the HTTP status. Label values are bounded: each metric keeps at most
 :data:`MAX_SERIES` label sets and counts the rest under the value ``other``.
