@@ -37,7 +37,6 @@ from micro import codec
 from micro.broker import JSON, PROTOBUF, Broker, BrokerError, Delivery, Handler, Message
 from micro.broker import check_topic as _check_topic
 from micro.codec import DecodeError
-from micro.telemetry import metrics, tracing
 
 __all__ = ["Event", "EventHandler", "decode", "encode"]
 
@@ -104,27 +103,8 @@ class Event(Generic[M]):
     ) -> None:
         """Publish through ``broker`` (default: the process-wide one, ``MICRO_BROKER``)."""
         target = broker if broker is not None else broker_mod.default()
-        if tracing.enabled() or metrics.active is not None:
-            await self._publish_observed(target, message, metadata, content_type)
-            return
         built = self.message(message, metadata=metadata, content_type=content_type)
-        await target.publish(built, durable=self.durable)
-
-    async def _publish_observed(
-        self,
-        target: Broker,
-        message: M,
-        metadata: Mapping[str, str] | None,
-        content_type: str,
-    ) -> None:
-        """:meth:`publish` with a producer span (its context in the metadata) and the
-        published count."""
-        carried = dict(metadata or {})
-        async with tracing.publishing(self.topic, tracing.messaging_system(target), carried):
-            built = self.message(message, metadata=carried, content_type=content_type)
-            await target.publish(built, durable=self.durable)
-        if metrics.active is not None:
-            metrics.active.published.child(self.topic).inc()
+        await target.publish(built, durable=self.durable)  # its span: micro.broker.run_publish
 
     def handler(self, func: EventHandler[M]) -> Handler:
         """The broker-level handler that decodes and calls ``func``."""

@@ -399,18 +399,21 @@ class Service:
     async def _subscribe_all(self) -> None:
         for event, handler, queue in self._subscribers:
             broker = self.broker
+            handle = event.handler(handler)
+            if self._telemetry:  # its log records name this service
+                handle = telemetry.logs.ServiceHandler(self.name, handle)
             try:
                 if isinstance(broker, EmbeddedBroker):  # hand-overs are calls
                     subscription: Subscription = await broker.subscribe(
                         event.topic,
-                        event.handler(handler),
+                        handle,
                         queue=queue,
                         durable=event.durable,
                         middleware=self._dispatcher.middleware,
                     )
                 else:
                     subscription = await broker.subscribe(
-                        event.topic, event.handler(handler), queue=queue, durable=event.durable
+                        event.topic, handle, queue=queue, durable=event.durable
                     )
             except BrokerError as exc:
                 raise StartError(f"{self.name}: cannot subscribe to {event.topic}: {exc}") from exc

@@ -13,8 +13,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import micro
 from micro import telemetry
+from micro.broker.embedded import EmbeddedBroker
 from micro.telemetry.logs import CallFilter, JsonFormatter, fields
 from tests.runtime.echo_kit import ECHO_SPEC, Echo, EchoClient, EchoReply, EchoRequest
+from tests.waiting import eventually
 
 log = logging.getLogger("micro.test.logs")
 
@@ -88,3 +90,53 @@ def test_json_lines_carry_the_traceback_and_a_bad_format_is_one_line() -> None:
     assert line["message"] == "failed 3" and "ValueError: bad" in line["exception"]
     with pytest.raises(micro.ConfigError, match="MICRO_LOG_FORMAT='xml': use json or text"):
         telemetry.configure(log_format="xml")
+
+
+GREETED = micro.Event("telemetry.logged", EchoReply)
+
+
+@pytest.fixture
+def micro_records() -> Iterator[io.StringIO]:
+    """What every ``micro.*`` logger writes (the test's and the broker's), as JSON."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(CallFilter())
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("micro")
+    root.addHandler(handler)
+    yield out
+    root.removeHandler(handler)
+
+
+async def test_a_subscriber_s_records_name_its_service(
+    spans: InMemorySpanExporter, micro_records: io.StringIO
+) -> None:
+    registry = micro.registry.MemoryRegistry()
+    broker = EmbeddedBroker(registry)
+    handled: list[str] = []
+
+    async def on_logged(message: EchoReply) -> None:
+        log.warning("handling %s", message.text)
+        handled.append(message.text)
+        if message.text == "bad":
+            raise RuntimeError("a subscriber bug")
+
+    subscriber = micro.Service("listener", registry=registry, broker=broker)
+    subscriber.subscribe(GREETED, on_logged)
+    try:
+        async with subscriber:
+            for text in ("good", "bad"):
+                await GREETED.publish(EchoReply(text=text), broker=broker)
+            await eventually(lambda: len(handled) == 2)
+            await eventually(lambda: "subscriber for" in micro_records.getvalue())
+    finally:
+        await broker.close()
+    lines = [json.loads(line) for line in micro_records.getvalue().splitlines()]
+    mine = [line for line in lines if line["logger"] == "micro.test.logs"]
+    assert [line["message"] for line in mine] == ["handling good", "handling bad"]
+    (failed,) = [line for line in lines if line["message"].endswith("failed")]
+    processes = [s for s in spans.get_finished_spans() if s.name == "process telemetry.logged"]
+    ids = {format(s.context.trace_id, "032x") for s in processes if s.context}
+    for line in (*mine, failed):  # the handler's own records, and micro's about it
+        assert line["service"] == "listener", line
+        assert line["trace_id"] in ids, line

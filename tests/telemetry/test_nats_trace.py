@@ -68,3 +68,32 @@ async def test_core_and_jetstream_deliveries_continue_the_publishers_trace(
 
 def _named(spans: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     return [s for s in spans.get_finished_spans() if s.name == name]
+
+
+async def test_a_message_published_on_the_nats_broker_itself_is_traced_once(
+    spans: InMemorySpanExporter, nats_url: str
+) -> None:
+    event = micro.Event(f"trace.raw.{uuid.uuid4().hex[:8]}", EchoReply)
+    broker = NatsBroker(nats_url)
+    seen: list[str] = []
+
+    async def on_raw(message: EchoReply) -> None:
+        seen.append(message.text)
+
+    service = micro.Service(
+        f"trace-{uuid.uuid4().hex[:8]}", registry=MemoryRegistry(), broker=broker
+    )
+    service.subscribe(event, on_raw)
+    try:
+        async with service:
+            await broker.publish(event.message(EchoReply(text="raw")))
+            await event.publish(EchoReply(text="typed"), broker=broker)
+            await eventually(lambda: len(_named(spans, f"process {event.topic}")) == 2)
+    finally:
+        await broker.close()
+    assert sorted(seen) == ["raw", "typed"]
+    publishes = _named(spans, f"publish {event.topic}")
+    assert len(publishes) == 2
+    assert all((p.attributes or {})["messaging.system"] == "nats" for p in publishes)
+    parents = {p.parent.span_id for p in _named(spans, f"process {event.topic}") if p.parent}
+    assert parents == {p.context.span_id for p in publishes if p.context}

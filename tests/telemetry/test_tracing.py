@@ -175,3 +175,29 @@ async def test_off_means_no_middleware_at_all() -> None:
     assert service._dispatcher._chain.__name__ == "_invoke"
     assert micro.Client()._middleware == ()
     assert ECHO.path  # the spec is loaded
+
+
+async def test_a_message_published_on_the_broker_itself_gets_one_publish_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    registry = MemoryRegistry()
+    broker = EmbeddedBroker(registry)
+    got: list[str] = []
+
+    async def on_echoed(message: EchoReply) -> None:
+        got.append(message.text)
+
+    subscriber = micro.Service("sub", registry=registry, broker=broker)
+    subscriber.subscribe(ECHOED, on_echoed)
+    try:
+        async with subscriber:
+            await broker.publish(ECHOED.message(EchoReply(text="raw"), metadata={"k": "v"}))
+            await subscriber.publish(ECHOED, EchoReply(text="typed"))
+            await eventually(lambda: len(by_name(spans, "process telemetry.echoed")) == 2)
+    finally:
+        await broker.close()
+    assert sorted(got) == ["raw", "typed"]
+    publishes = by_name(spans, "publish telemetry.echoed")  # one each: no double spans
+    assert len(publishes) == 2 and all(p.kind is SpanKind.PRODUCER for p in publishes)
+    parents = {p.parent.span_id for p in by_name(spans, "process telemetry.echoed") if p.parent}
+    assert parents == {p.context.span_id for p in publishes if p.context}

@@ -36,6 +36,7 @@ from micro.broker._types import (
     Subscription,
     check_topic,
     run_handler,
+    run_publish,
 )
 from micro.broker.embedded import EmbeddedBroker
 from micro.tls import TLS
@@ -58,6 +59,7 @@ __all__ = [
     "from_env",
     "register_backend",
     "run_handler",
+    "run_publish",
     "set_default",
 ]
 

@@ -10,10 +10,10 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from micro.registry import FrozenMap
-from micro.telemetry import metrics, tracing
+from micro.telemetry import logs, metrics, tracing
 
 __all__ = [
     "JSON",
@@ -26,6 +26,7 @@ __all__ = [
     "Subscription",
     "check_topic",
     "run_handler",
+    "run_publish",
 ]
 
 log = logging.getLogger("micro.broker")
@@ -95,13 +96,38 @@ class Delivery:
 #: A subscription handler.
 Handler = Callable[[Delivery], Awaitable[None]]
 
+R = TypeVar("R")
+
+
+async def run_publish(message: Message, system: str, send: Callable[[Message], Awaitable[R]]) -> R:
+    """Publish ``message`` with ``send`` (the backend's own sending), returning what it
+    returns. Every backend's ``publish`` goes through here, so a message published any
+    way (:meth:`micro.Event.publish`, :meth:`micro.Service.publish`, or ``Broker.publish``
+    itself) gets one producer span, ``publish <topic>`` with ``messaging.system`` =
+    ``system``, whose context travels in the message's metadata, and is counted as
+    published; with telemetry off, ``send(message)`` and nothing else."""
+    if not tracing.enabled() and metrics.active is None:
+        return await send(message)
+    carried = dict(message.metadata)
+    async with tracing.publishing(message.topic, system, carried):
+        result = await send(
+            Message(message.topic, message.data, message.content_type, carried)
+            if carried != message.metadata
+            else message
+        )
+    if metrics.active is not None:
+        metrics.active.published.child(message.topic).inc()
+    return result
+
 
 async def run_handler(handler: Handler, delivery: Delivery, where: str) -> bool:
     """Run ``handler``; ack if it returned unsettled, log and nack if it raised.
 
     Returns whether the handler succeeded. Used by every backend; with telemetry on, the
-    handler runs in a consumer span (the publisher's child) and is counted."""
-    if tracing.enabled() or metrics.active is not None:
+    handler runs in a consumer span (the publisher's child) and is counted, and what is
+    logged meanwhile names the subscribing service (of a
+    :class:`micro.telemetry.logs.ServiceHandler`)."""
+    if tracing.enabled() or metrics.active is not None or logs.enabled():
         return await _run_observed(handler, delivery, where)
     return await _run(handler, delivery, where, None)
 
@@ -131,6 +157,13 @@ async def _run(
 
 
 async def _run_observed(handler: Handler, delivery: Delivery, where: str) -> bool:
+    if isinstance(handler, logs.ServiceHandler):
+        with logs.serving(handler.service):
+            return await _run_traced(handler, delivery, where)
+    return await _run_traced(handler, delivery, where)
+
+
+async def _run_traced(handler: Handler, delivery: Delivery, where: str) -> bool:
     message = delivery.message
     system = "nats" if where.startswith("nats") else "micro.embedded"
     async with tracing.processing(
@@ -157,6 +190,10 @@ class Subscription(Protocol):
 
 @runtime_checkable
 class Broker(Protocol):
+    """A broker backend. Its ``publish`` sends through :func:`run_publish`, and its
+    subscriptions run handlers through :func:`run_handler`: that is where events get
+    their spans and counts."""
+
     async def publish(self, message: Message, *, durable: bool = False) -> None:
         """Send ``message`` to its topic. ``durable``: return only once the backend has
         stored it (durable backends); others deliver at most once and ignore it."""

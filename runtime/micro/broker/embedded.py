@@ -46,7 +46,14 @@ from micro._builtin.micro.broker.v1 import Delivered, Envelope
 from micro._builtin.micro.broker.v1.broker_micro import BROKER_DELIVER, BROKER_SPEC
 from micro._chain import chain
 from micro.address import format_address
-from micro.broker._types import Delivery, Handler, Message, check_topic, run_handler
+from micro.broker._types import (
+    Delivery,
+    Handler,
+    Message,
+    check_topic,
+    run_handler,
+    run_publish,
+)
 from micro.client import Client
 from micro.context import Context
 from micro.errors import Error
@@ -287,6 +294,9 @@ class EmbeddedBroker:
         check_topic(message.topic)
         if durable:
             self._warn_durable()
+        return await run_publish(message, "micro.embedded", self._deliver)
+
+    async def _deliver(self, message: Message) -> int:
         client = self._client_for()
         try:
             nodes: list[Node] = await client.lookup(topic_service(message.topic))

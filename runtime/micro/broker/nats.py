@@ -35,6 +35,7 @@ from micro.broker._types import (
     Message,
     check_topic,
     run_handler,
+    run_publish,
 )
 
 if TYPE_CHECKING:
@@ -222,6 +223,9 @@ class NatsBroker:
 
     async def publish(self, message: Message, *, durable: bool = False) -> None:
         check_topic(message.topic)
+        await run_publish(message, "nats", lambda built: self._publish(built, durable))
+
+    async def _publish(self, message: Message, durable: bool) -> None:
         nc = await self._nc()
         headers = _headers(message)
         try:

@@ -140,17 +140,17 @@ class Gateway:
 
     # -- requests ----------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Response | DuplexResponse:
+    async def handle(self, request: Request) -> Response | DuplexResponse | _SpanUntilDone:
         if telemetry.tracing.enabled() or telemetry.metrics.active is not None:
             return await self._observed(request)
         return await self._respond(request)
 
-    async def _observed(self, request: Request) -> Response | DuplexResponse:
+    async def _observed(self, request: Request) -> Response | DuplexResponse | _SpanUntilDone:
         """:meth:`_respond` in a server span (the child of the HTTP request's
         ``traceparent``), counted by route and status."""
         method = request.method.upper()
         started = time.perf_counter()
-        span_cm = telemetry.tracing.http_server_span(
+        span = telemetry.tracing.http_server_span(
             method,
             request.headers.items(),
             {
@@ -159,19 +159,26 @@ class Gateway:
                 "url.scheme": request.url.scheme,
             },
         )
-        with span_cm if span_cm is not None else contextlib.nullcontext() as span:
-            response = await self._respond(request)
-            route: Route | None = request.scope.get("micro.route")
-            status = getattr(response, "status_code", 200)
-            if span is not None:
-                telemetry.tracing.http_answered(
-                    span, method, None if route is None else route.path, status
-                )
+        with contextlib.nullcontext() if span is None else telemetry.tracing.using(span):
+            try:
+                response = await self._respond(request)
+            except BaseException:
+                if span is not None:
+                    span.end()
+                raise
+        route: Route | None = request.scope.get("micro.route")
+        status = getattr(response, "status_code", 200)
         m = telemetry.metrics.active
         if m is not None:
             label = route.label if route is not None else "unmatched"
             m.gateway_requests.child(label, str(status)).inc()
             m.gateway_duration.child(label, str(status)).observe(time.perf_counter() - started)
+        if span is None:
+            return response
+        telemetry.tracing.http_answered(span, method, None if route is None else route.path, status)
+        if isinstance(response, (StreamingResponse, DuplexResponse)):
+            return _SpanUntilDone(response, span)  # a streamed body: the span lasts as it does
+        span.end()
         return response
 
     async def _respond(self, request: Request) -> Response | DuplexResponse:
@@ -380,6 +387,22 @@ class Gateway:
         )
         response.raw_headers.extend(self._metadata(replies.headers))
         return response
+
+
+class _SpanUntilDone:
+    """A streamed answer whose gateway span ends once its body is done (or broken off)."""
+
+    __slots__ = ("_response", "_span")
+
+    def __init__(self, response: StreamingResponse | DuplexResponse, span: Any) -> None:
+        self._response, self._span = response, span
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            with telemetry.tracing.using(self._span):
+                await self._response(scope, receive, send)
+        finally:
+            self._span.end()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ Everything is off, and costs nothing, until it is asked for (see docs/observabil
   :class:`micro.Service` name;
 * metrics: ``MICRO_METRICS_ADDRESS=host:port`` serves ``/metrics`` for Prometheus
   (``pip install 'micro-runtime[metrics]'``), or ``configure(metrics=True,
-  metrics_address=...)``;
+  metrics_address=...)``; ``OTEL_METRICS_EXPORTER=otlp`` exports the same metrics
+  through the OpenTelemetry SDK (``[otel]``), or ``configure(meter_provider=...)``;
 * logs: ``MICRO_LOG_FORMAT=json`` (or ``text``) sets up the root logger with records that
   carry ``trace_id``, ``span_id``, ``service`` and ``endpoint`` inside a call.
 
@@ -59,6 +60,7 @@ def _from_env(environ: Mapping[str, str] | None = None) -> None:
 def configure(
     *,
     tracer_provider: Any = None,
+    meter_provider: Any = None,
     metrics: bool | None = None,
     metrics_address: str | None = None,
     log_format: str | None = None,
@@ -66,13 +68,17 @@ def configure(
     """Turn telemetry on in code (before the Services and Clients are made).
 
     ``tracer_provider``: an OpenTelemetry ``TracerProvider`` for micro's spans (instead of
-    one built from ``OTEL_*``); ``metrics``: record Prometheus metrics;
+    one built from ``OTEL_*``); ``meter_provider``: an OpenTelemetry ``MeterProvider``
+    to export micro's metrics through (instead of one built from
+    ``OTEL_METRICS_EXPORTER``); ``metrics``: record Prometheus metrics;
     ``metrics_address``: also serve them on ``host:port`` at ``/metrics`` (port 0: a free
     one; :func:`micro.telemetry.metrics.address` tells which); ``log_format``: ``"json"``
     or ``"text"``, see :mod:`micro.telemetry.logs`."""
     _from_env()
     if tracer_provider is not None:
         tracing.enable(tracer_provider)
+    if meter_provider is not None:
+        _metrics.enable_otel(meter_provider)
     if metrics or metrics_address is not None:
         _metrics.enable()
     if metrics_address is not None:
@@ -93,8 +99,8 @@ def reset() -> None:
 def server_middleware(service: str) -> tuple[Any, ...]:
     """The built-in server middleware for the service ``service``: none when telemetry
     is off. Also names the process for tracing, when no ``OTEL_SERVICE_NAME`` does."""
+    tracing.name_process(service)  # first: a MeterProvider built from OTEL_* is named
     _from_env()
-    tracing.name_process(service)
     found: list[Any] = []
     if tracing.enabled() or metrics.enabled() or logs.enabled():
         found.append(logs.server_middleware(service))

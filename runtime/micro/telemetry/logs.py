@@ -25,7 +25,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from micro.context import current
@@ -33,12 +34,14 @@ from micro.context import current
 __all__ = [
     "CallFilter",
     "JsonFormatter",
+    "ServiceHandler",
     "configure",
     "disable",
     "enabled",
     "fields",
     "from_env",
     "server_middleware",
+    "serving",
 ]
 
 TEXT_FORMAT = (
@@ -143,3 +146,28 @@ def server_middleware(service: str) -> Callable[[Any, Any], Awaitable[Any]]:
             _service.reset(token)
 
     return log_fields
+
+
+@contextmanager
+def serving(service: str) -> Iterator[None]:
+    """Name ``service`` in the log fields inside the block."""
+    token = _service.set(service)
+    try:
+        yield
+    finally:
+        _service.reset(token)
+
+
+class ServiceHandler:
+    """An event subscription handler of the service ``service`` (what
+    :class:`micro.Service` subscribes with when telemetry is on):
+    :func:`micro.broker.run_handler` names that service in the log fields of everything
+    logged while it handles a message, the handler's own records and micro's."""
+
+    __slots__ = ("handler", "service")
+
+    def __init__(self, service: str, handler: Callable[[Any], Awaitable[None]]) -> None:
+        self.service, self.handler = service, handler
+
+    def __call__(self, delivery: Any) -> Awaitable[None]:
+        return self.handler(delivery)

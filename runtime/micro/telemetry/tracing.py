@@ -33,7 +33,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any
 
 from micro.status import Status
@@ -125,22 +125,32 @@ def name_process(service: str) -> None:
         _process_name = service
 
 
+def resource() -> Any:
+    """The OpenTelemetry SDK resource of what micro builds from the environment (traces,
+    metrics): ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``, and ``service.name``
+    the first :class:`micro.Service` of the process when they do not name it."""
+    import os
+
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    found = Resource.create()
+    named = str(found.attributes.get(SERVICE_NAME, ""))
+    if "OTEL_SERVICE_NAME" not in os.environ and named.startswith("unknown_service"):
+        found = found.merge(Resource({SERVICE_NAME: _process_name or "micro"}))
+    return found
+
+
 def _build_provider() -> Any:
     import os
 
     from opentelemetry import trace
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):  # the process set one up itself: use it
         return current
-    resource = Resource.create()
-    named = str(resource.attributes.get(SERVICE_NAME, ""))
-    if "OTEL_SERVICE_NAME" not in os.environ and named.startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: _process_name or "micro"}))
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource())
     names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp") or "otlp"
     for name in (n.strip().lower() for n in names.split(",")):
         if name == "otlp":
@@ -311,13 +321,17 @@ def server_middleware() -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awai
 
 
 def client_middleware() -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]:
-    """A client span per call (for a stream: until it is open); the context goes out in
-    the call's metadata."""
-    from opentelemetry.trace import SpanKind
+    """A client span per call, until the call ends (a stream: until it is exhausted,
+    fails, or is closed or dropped before, as CANCELLED); the context goes out in the
+    call's metadata."""
+    from opentelemetry.trace import SpanKind, use_span
+
+    from micro.telemetry._watch import watch
 
     async def trace_client(call: Any, next: Callable[[Any], Awaitable[Any]]) -> Any:
         t = tracer()
-        path: str = call.method.path
+        method = call.method
+        path: str = method.path
         if t is None or path.startswith(UNTRACED):
             return await next(call)
         attributes = _rpc_attributes(path)
@@ -325,35 +339,31 @@ def client_middleware() -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awai
         attributes["server.address"] = host
         if port is not None:
             attributes["server.port"] = port
-        with t.start_as_current_span(
-            path.lstrip("/"),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        span = t.start_span(path.lstrip("/"), kind=SpanKind.CLIENT, attributes=attributes)
+
+        def ended(exc: BaseException | None) -> None:
+            if exc is None:
+                span.set_attribute("rpc.grpc.status_code", 0)
+            else:
+                _fail(span, exc)
+            span.end()
+
+        with use_span(span, record_exception=False, set_status_on_exception=False):
             inject_pairs(call.metadata)
             try:
                 result = await next(call)
             except BaseException as exc:
-                _fail(span, exc)
+                ended(exc)
                 raise
-            span.set_attribute("rpc.grpc.status_code", 0)
-            return result
+        if method.kind.server_streaming:  # the stream's handle: the span lasts as it does
+            return watch(result, ended)
+        ended(None)
+        return result
 
     return trace_client
 
 
 # -- events --------------------------------------------------------------------------------
-
-
-def messaging_system(broker: object) -> str:
-    module = type(broker).__module__
-    if module.endswith(".nats"):
-        return "nats"
-    if module.endswith(".embedded"):
-        return "micro.embedded"
-    return type(broker).__name__
 
 
 @asynccontextmanager
@@ -431,20 +441,23 @@ def _ignore(exc: BaseException | None) -> None:
 def http_server_span(
     method: str, headers: Iterable[tuple[str, str]], attributes: dict[str, Any]
 ) -> Any:
-    """A server span for one gateway request (a context manager), or ``None`` when off."""
+    """A server span for one gateway request, started (make it current with
+    :func:`using`; the gateway ends it once the answer is done), or ``None`` when off."""
     t = tracer()
     if t is None:
         return None
     from opentelemetry.trace import SpanKind
 
-    return t.start_as_current_span(
-        method,
-        context=extract(dict(headers)),
-        kind=SpanKind.SERVER,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
+    return t.start_span(
+        method, context=extract(dict(headers)), kind=SpanKind.SERVER, attributes=attributes
     )
+
+
+def using(span: Any) -> AbstractContextManager[Any]:
+    """``span`` as the current span inside the block (which does not end it)."""
+    from opentelemetry.trace import use_span
+
+    return use_span(span, record_exception=False, set_status_on_exception=False)
 
 
 def http_answered(span: Any, method: str, route: str | None, status: int) -> None:
