@@ -89,27 +89,36 @@ class Context:
     status at the end).
     """
 
-    __slots__ = ("_peer", "account", "deadline", "metadata", "method", "response")
+    __slots__ = ("_metadata", "_peer", "account", "deadline", "method", "response")
 
     def __init__(
         self,
         method: AnyMethod,
         *,
-        metadata: MetadataView | Metadata | None = None,
+        metadata: MetadataView | Metadata | Callable[[], MetadataView] | None = None,
         deadline: float | None = None,
         peer: str | Callable[[], str] = "",
     ) -> None:
         self.method = method
-        if metadata is None or isinstance(metadata, MetadataView):
-            self.metadata = metadata if metadata is not None else MetadataView()
+        self._metadata: MetadataView | Callable[[], MetadataView]
+        if metadata is None or isinstance(metadata, MetadataView) or callable(metadata):
+            # a callable is resolved on first use: most handlers never read the metadata
+            self._metadata = metadata if metadata is not None else MetadataView()
         else:
-            self.metadata = MetadataView(
+            self._metadata = MetadataView(
                 metadata.items() if isinstance(metadata, Mapping) else metadata
             )
         self.deadline = deadline
         self._peer = peer  # a callable is resolved on first use (servers look it up lazily)
         self.response = ResponseMetadata()
         self.account: Account | None = None
+
+    @property
+    def metadata(self) -> MetadataView:
+        metadata = self._metadata
+        if not isinstance(metadata, MetadataView):
+            metadata = self._metadata = metadata()
+        return metadata
 
     @property
     def peer(self) -> str:

@@ -201,9 +201,9 @@ class Dispatcher:
         method, handler = self._routes[inbound.method.path]
         ctx = Context(
             method,
-            metadata=inbound.metadata,
+            metadata=lambda: inbound.metadata,  # both resolved only if something asks
             deadline=inbound.deadline,
-            peer=lambda: inbound.peer,  # resolved only if the handler asks
+            peer=lambda: inbound.peer,
         )
         if not self.accepting(method):
             await inbound.finish(

@@ -425,6 +425,7 @@ class _OutboundCall:
         "_call",
         "_callable",
         "_compression",
+        "_ended",
         "_finished",
         "_headers",
         "_lost",
@@ -458,6 +459,7 @@ class _OutboundCall:
         self._lost = False  # cut off after the request went out, without a status
         self._headers: MetadataView | None = None
         self._trailers: MetadataView | None = None
+        self._ended: Any = None  # see _metadata_of_done_call
 
     @property
     def messages_received(self) -> int:
@@ -469,10 +471,14 @@ class _OutboundCall:
 
     @property
     def headers(self) -> MetadataView | None:
+        if self._headers is None and self._ended is not None:
+            self._headers = _view(self._ended._initial_metadata)
         return self._headers
 
     @property
     def trailers(self) -> MetadataView | None:
+        if self._trailers is None and self._ended is not None:
+            self._trailers = _view(self._ended._status.trailing_metadata())
         return self._trailers
 
     def _error(self, exc: Exception) -> Error:
@@ -518,6 +524,13 @@ class _OutboundCall:
             )
 
     async def _metadata_of_done_call(self) -> None:
+        """The response metadata of a call whose response arrived, read when asked (most
+        callers never look): grpcio keeps the ended call's metadata and status on its
+        Cython object. A grpcio without them: read now, through its public API."""
+        ended = getattr(self._call, "_cython_call", None)
+        if hasattr(ended, "_initial_metadata") and getattr(ended, "_status", None) is not None:
+            self._ended = ended
+            return
         self._headers = _view(await self._call.initial_metadata())
         self._trailers = _view(await self._call.trailing_metadata())
 
