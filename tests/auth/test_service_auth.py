@@ -12,7 +12,9 @@ import jwt
 import pytest
 
 import micro
+from micro._config import ConfigError
 from micro.auth import Auth, Rules
+from micro.auth import from_env as auth_from_env
 from micro.auth.jwt import Generator, JWTVerifier
 from micro.health import HEALTH_CHECK, HealthCheckRequest
 from micro.status import Status
@@ -247,6 +249,16 @@ async def test_a_jwks_over_http_is_cached_and_refetched_for_a_new_kid_within_bou
             with pytest.raises(micro.auth.InvalidToken, match="key the JWKS does not have"):
                 await verifier.verify(forged)
         assert jwks.fetches == 1
+
+
+@pytest.mark.parametrize("url", ["http://idp.example/jwks.json", "http://10.0.0.7/jwks.json"])
+def test_a_jwks_over_plain_http_off_this_machine_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="use https:// or a file"):
+        JWTVerifier(jwks=url)
+    JWTVerifier(jwks="http://[::1]:9/jwks.json")  # loopback: nobody on the way
+    JWTVerifier(jwks="https://idp.example/jwks.json")
+    with pytest.raises(ConfigError, match=r"^MICRO_AUTH_JWKS: a JWKS over plain http://"):
+        auth_from_env({"MICRO_AUTH_JWKS": url})
 
 
 async def test_an_unreachable_jwks_is_unavailable_and_names_no_credentials() -> None:

@@ -185,7 +185,8 @@ def from_env(
 ) -> Auth | None:
     """The :class:`Auth` the environment configures, or ``None`` when it configures none.
 
-    One key source: ``MICRO_AUTH_JWKS`` (an ``https://`` / ``http://`` URL or a file),
+    One key source: ``MICRO_AUTH_JWKS`` (an ``https://`` URL, ``http://`` only to a loopback
+    address, or a file),
     ``MICRO_AUTH_PUBLIC_KEY_FILE`` (PEM: RSA, EC or Ed25519) or ``MICRO_AUTH_SECRET_FILE``
     (HS256; ``MICRO_AUTH_SECRET`` holds the secret itself). Optional:
     ``MICRO_AUTH_ISSUER``, ``MICRO_AUTH_AUDIENCE``, ``MICRO_AUTH_REFLECTION``
@@ -218,14 +219,19 @@ def from_env(
         "issuer": env.get("MICRO_AUTH_ISSUER") or None,
         "audience": env.get("MICRO_AUTH_AUDIENCE") or None,
     }
-    if name == "MICRO_AUTH_JWKS":
-        verifier = JWTVerifier(jwks=value.strip(), **options)
-    elif name == "MICRO_AUTH_PUBLIC_KEY_FILE":
-        verifier = JWTVerifier(key=_read_secret(value, name), **options)
-    elif name == "MICRO_AUTH_SECRET_FILE":
-        verifier = JWTVerifier(secret=_read_secret(value, name), **options)
-    else:
-        verifier = JWTVerifier(secret=value.strip(), **options)
+    try:
+        if name == "MICRO_AUTH_JWKS":
+            verifier = JWTVerifier(jwks=value.strip(), **options)
+        elif name == "MICRO_AUTH_PUBLIC_KEY_FILE":
+            verifier = JWTVerifier(key=_read_secret(value, name), **options)
+        elif name == "MICRO_AUTH_SECRET_FILE":
+            verifier = JWTVerifier(secret=_read_secret(value, name), **options)
+        else:
+            verifier = JWTVerifier(secret=value.strip(), **options)
+    except ConfigError:  # an unreadable file, already named
+        raise
+    except ValueError as exc:  # a short secret, a key that is none, a JWKS over http
+        raise ConfigError(f"{name}: {exc}") from None
     reflection = env.get("MICRO_AUTH_REFLECTION", "").strip().lower() or "public"
     if reflection not in _REFLECTIONS:
         raise ConfigError(

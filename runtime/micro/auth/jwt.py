@@ -20,6 +20,7 @@ usually has an identity provider for that).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import ssl
@@ -134,6 +135,16 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
+def _loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine (where plain http cannot be intercepted)."""
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class _JWKS:
     """A key set from a URL or a file, cached and re-fetched within bounds."""
 
@@ -148,6 +159,11 @@ class _JWKS:
         ssl_context: ssl.SSLContext | None,
     ) -> None:
         self._remote = source.startswith(("https://", "http://"))
+        if source.startswith("http://") and not _loopback(urlsplit(source).hostname):
+            raise ValueError(
+                "a JWKS over plain http:// can be swapped on the way, and every token with "
+                "it: use https:// or a file (http:// only to this machine's loopback)"
+            )
         self._source = source
         self.label = redact_url(source) if self._remote else source
         self._ttl = ttl
