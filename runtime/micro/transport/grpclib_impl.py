@@ -173,6 +173,69 @@ def _frame(data: bytes, limit: int | None, encoding: str, who: str = "") -> byte
     return flag + len(data).to_bytes(4, "big") + data
 
 
+# -- coalesced writes -------------------------------------------------------------------
+# grpclib writes to the socket once per HEADERS or DATA frame. micro instead *stages*
+# frames in the connection's h2 buffer and writes them together: a unary request (headers
+# and message) in one write, a unary reply (headers, message, trailers) in one, a stream's
+# headers with its first message. h2 keeps the buffer in order, so frames of other streams
+# written meanwhile only take the staged ones along. Staging happens only when grpclib
+# would not have waited (the transport is not paused, flow control lets the message go
+# whole); otherwise the staged frames are written and grpclib's own path takes over.
+
+
+def _can_stage(stream: H2Stream) -> bool:
+    return stream.connection.write_ready.is_set() and stream.id in stream._h2_connection.streams
+
+
+def _stage_data(stream: H2Stream, frame: bytes, end: bool) -> bool:
+    """Put ``frame`` in the connection's buffer as one DATA frame, if it can go now."""
+    if not _can_stage(stream):
+        return False
+    h2_conn = stream._h2_connection
+    assert stream.id is not None
+    size = len(frame)
+    if size > h2_conn.max_outbound_frame_size or size > h2_conn.local_flow_control_window(
+        stream.id
+    ):
+        return False
+    h2_conn.send_data(stream.id, frame, end_stream=end)
+    stream.data_sent += size
+    stream.connection.data_sent += size
+    stream.connection.data_send_process()
+    return True
+
+
+async def _send_data(stream: H2Stream, frame: bytes, end: bool = False) -> None:
+    """Write what is staged and ``frame``: at once when it can go whole, else through
+    grpclib's flow-controlled path."""
+    if _stage_data(stream, frame, end):
+        stream.connection.flush()
+        return
+    stream.connection.flush()
+    await stream.send_data(frame, end_stream=end)
+
+
+async def _open_staged(stream: H2Stream, headers: list[tuple[str, str]], processor: Any) -> Any:
+    """grpclib's ``Stream.send_request``, leaving the HEADERS frame staged (the request
+    message follows at once)."""
+    connection = stream.connection
+    h2_conn = stream._h2_connection
+    while True:
+        await connection.write_ready.wait()
+        # as in grpclib: no await between taking the id and sending its headers
+        stream_id = h2_conn.get_next_available_stream_id()
+        try:
+            h2_conn.send_headers(stream_id, headers)
+        except h2.exceptions.TooManyStreamsError:
+            connection.stream_close_waiter.clear()
+            await connection.stream_close_waiter.wait()
+            continue
+        stream.init_stream(stream_id, connection)
+        release = processor.register(stream)
+        connection.headers_send_process()
+        return release
+
+
 # -- server ---------------------------------------------------------------------------
 
 
@@ -188,6 +251,8 @@ class _InboundCall:
         self._stream = stream
         self._method = method
         self._header_sent = False
+        # a unary reply's message waits, staged, for the trailers: one write for the reply
+        self._one_reply = not method.kind.server_streaming
         self._options = options
         self._request_headers = getattr(stream._stream, "request_headers", None)
         self._encoding = _encoding_of(self._request_headers)  # of the requests (checked)
@@ -243,15 +308,23 @@ class _InboundCall:
             headers.append(("grpc-encoding", self._reply_encoding))
         headers.append(("grpc-accept-encoding", _ACCEPT_ENCODING))
         headers.extend(encode_metadata(metadata))
-        await self._stream._stream.send_headers(headers)
+        stream = self._stream._stream
+        if _can_stage(stream):  # a message follows at once (send), or the trailers
+            assert stream.id is not None
+            stream._h2_connection.send_headers(stream.id, headers)
+            stream.connection.headers_send_process()
+        else:
+            await stream.send_headers(headers)
         self._stream._send_initial_metadata_done = True
 
     async def send(self, message: Any) -> None:
-        if not self._header_sent:
-            await self.send_header([])
         data = codec.encode(message, self._method.response_type)
         frame = _frame(data, self._options.max_send_message_length, self._reply_encoding)
-        await self._stream._stream.send_data(frame)
+        if not self._header_sent:
+            await self.send_header([])
+        stream = self._stream._stream
+        if not (self._one_reply and _stage_data(stream, frame, False)):
+            await _send_data(stream, frame)  # with the staged headers
         self._stream._send_message_done = True
 
     async def finish(self, error: Error | None, trailers: Pairs) -> None:
@@ -266,6 +339,9 @@ class _InboundCall:
                 )
         except (h2.exceptions.StreamClosedError, StreamTerminatedError):
             log.debug("client went away before the status of %s was sent", self._method.path)
+        finally:
+            if not self._stream._stream._transport.is_closing():
+                self._stream._stream.connection.flush()  # nothing staged stays behind
 
 
 async def _trailers_only(
@@ -680,19 +756,20 @@ class _OutboundCall:
         except _FAILURES as exc:
             raise self._error(exc) from None
 
-    async def _start(self) -> None:
+    async def _start(self, stage: bool = False) -> None:
         await self._stream.__aenter__()
         self._entered = True
         try:
-            await self._send_request()
+            await self._send_request(stage)
             self._sent = True
         except AttributeError:
             # grpclib race: the cached connection was lost a moment ago and has no
             # transport any more; nothing was sent, so it is UNAVAILABLE (retryable)
             raise ConnectionResetError("connection closed") from None
 
-    async def _send_request(self) -> None:
-        """grpclib's ``send_request``, with the grpc-encoding headers it cannot send."""
+    async def _send_request(self, stage: bool) -> None:
+        """grpclib's ``send_request``, with the grpc-encoding headers it cannot send; the
+        headers stay staged with ``stage`` (the request message follows at once)."""
         grpc_stream = self._stream
         channel = self._channel
         with grpc_stream._wrapper:
@@ -716,21 +793,29 @@ class _OutboundCall:
             if self._encoding != "identity":
                 headers.append(("grpc-encoding", self._encoding))
             headers.extend(encode_metadata(self._metadata))
-            release = await stream.send_request(headers, _processor=protocol.processor)
+            if stage:
+                release = await _open_staged(stream, headers, protocol.processor)
+            else:
+                release = await stream.send_request(headers, _processor=protocol.processor)
             grpc_stream._stream = stream
             grpc_stream._release_stream = release
             grpc_stream.peer = stream.connection.get_peer()
             grpc_stream._send_request_done = True
 
-    async def _send(self, message: Any, end: bool) -> None:
+    def _encode(self, message: Any) -> bytes:
         data = codec.encode(message, self._method.request_type)
-        frame = _frame(data, self._options.max_send_message_length, self._encoding, CLIENT_ID)
+        return _frame(data, self._options.max_send_message_length, self._encoding, CLIENT_ID)
+
+    async def _send(self, message: Any, end: bool) -> None:
+        await self._send_frame(self._encode(message), end)
+
+    async def _send_frame(self, frame: bytes, end: bool) -> None:
         grpc_stream = self._stream
         if grpc_stream._end_done:
             raise ProtocolError("Stream is ended")
         end = end or not self._method.kind.client_streaming
         with grpc_stream._wrapper:
-            await grpc_stream._stream.send_data(frame, end_stream=end)
+            await _send_data(grpc_stream._stream, frame, end)
         grpc_stream._send_message_done = True
         if end:
             grpc_stream._end_done = True
@@ -750,9 +835,10 @@ class _OutboundCall:
 
     async def unary(self, message: Any) -> Any | None:
         # One coroutine for the whole exchange: unary calls are the hot path.
+        frame = self._encode(message)  # the caller's mistake, before a stream is opened
         try:
-            await self._start()
-            await self._send(message, True)
+            await self._start(stage=True)  # headers and message leave in one write
+            await self._send_frame(frame, True)
             reply = await self._recv()
             if reply is not None:
                 self._received += 1
