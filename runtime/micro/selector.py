@@ -57,8 +57,10 @@ class Random:
         self._lock = threading.Lock()
 
     def select(self, nodes: Sequence[Node], *, service: str = "") -> Node:
-        if not nodes:
-            raise NoNodes(service)
+        if len(nodes) < 2:
+            if not nodes:
+                raise NoNodes(service)
+            return nodes[0]
         with self._lock:  # random.Random is not documented as thread-safe
             return nodes[self._rng.randrange(len(nodes))]
 

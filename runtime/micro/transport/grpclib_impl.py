@@ -247,6 +247,7 @@ class _InboundCall:
         stream: ServerStream[Any, Any],
         method: AnyMethod,
         options: TransportOptions = DEFAULT,
+        encoding: str = "identity",
     ) -> None:
         self._stream = stream
         self._method = method
@@ -255,11 +256,11 @@ class _InboundCall:
         self._one_reply = not method.kind.server_streaming
         self._options = options
         self._request_headers = getattr(stream._stream, "request_headers", None)
-        self._encoding = _encoding_of(self._request_headers)  # of the requests (checked)
+        self._encoding = encoding  # of the requests (checked by the handler)
         self._reply_encoding = "identity"
-        self.set_compression(options.compression)  # the service's default
-        metadata = stream.metadata
-        self._metadata = MetadataView(metadata.items() if metadata is not None else ())
+        if options.compression != "identity":
+            self.set_compression(options.compression)  # the service's default
+        self._metadata: MetadataView | None = None  # built on first use
         deadline = stream.deadline
         self._deadline = None if deadline is None else time.monotonic() + deadline.time_remaining()
         self._peer: str | None = None  # looked up on first use: a syscall most calls skip
@@ -275,6 +276,9 @@ class _InboundCall:
 
     @property
     def metadata(self) -> MetadataView:
+        if self._metadata is None:
+            metadata = self._stream.metadata
+            self._metadata = MetadataView(metadata.items() if metadata is not None else ())
         return self._metadata
 
     @property
@@ -579,7 +583,7 @@ class GrpclibServerTransport:
                     ("grpc-accept-encoding", _ACCEPT_ENCODING),
                 )
                 return
-            await dispatch(_InboundCall(stream, method, options))
+            await dispatch(_InboundCall(stream, method, options, encoding))
 
         return handle
 
