@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,9 +83,16 @@ class Whoami(Echo):
 
 
 class JWKSServer:
-    """A JWKS on http://127.0.0.1:PORT/jwks.json, counting its fetches."""
+    """A JWKS on http://127.0.0.1:PORT/jwks.json (https:// with ``tls``), counting its
+    fetches; with ``redirect``, /jwks.json answers 302 to that URL instead."""
 
-    def __init__(self, keys: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        keys: list[dict[str, Any]],
+        *,
+        tls: ssl.SSLContext | None = None,
+        redirect: str | None = None,
+    ) -> None:
         self.keys = keys
         self.fetches = 0
         owner = self
@@ -92,7 +100,13 @@ class JWKSServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.fetches += 1
-                if self.path != "/jwks.json":
+                if redirect is not None and self.path == "/jwks.json":
+                    self.send_response(302)
+                    self.send_header("Location", redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.path not in ("/jwks.json", "/moved.json"):
                     self.send_error(404)
                     return
                 body = json.dumps({"keys": owner.keys}).encode()
@@ -106,7 +120,10 @@ class JWKSServer:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "http" if tls is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/jwks.json"
 
     @contextmanager
     def running(self) -> Iterator[JWKSServer]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+import trustme
 
 import micro
 from micro._config import ConfigError
@@ -259,6 +261,41 @@ def test_a_jwks_over_plain_http_off_this_machine_is_refused(url: str) -> None:
     JWTVerifier(jwks="https://idp.example/jwks.json")
     with pytest.raises(ConfigError, match=r"^MICRO_AUTH_JWKS: a JWKS over plain http://"):
         auth_from_env({"MICRO_AUTH_JWKS": url})
+
+
+async def test_a_jwks_redirect_never_leaves_https() -> None:
+    key = private_keys()["RS256"]
+    token = Generator(key=key, kid="k1").token("ada")
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    plain = JWKSServer([jwk(key, "k1")])
+    with plain.running():
+        # https -> http: refused before anything is fetched over plain http
+        moved = plain.url.replace("http://", "http://user:hunter2@")
+        with JWKSServer([], tls=server_tls, redirect=moved).running() as secure:
+            verifier = JWTVerifier(jwks=secure.url, ssl_context=client_tls)
+            with pytest.raises(micro.Error) as info:
+                await verifier.verify(token)
+        assert info.value.grpc_status is Status.UNAVAILABLE
+        assert info.value.detail == (
+            f"cannot load the JWKS from {secure.url}: refused a redirect to http:// from https://"
+        )
+        assert "hunter2" not in str(info.value)
+        assert (secure.fetches, plain.fetches) == (1, 0)
+        # loopback http -> http off this machine: refused the same way, nothing sent there
+        with JWKSServer([], redirect="http://192.0.2.1/jwks.json").running() as local:
+            with pytest.raises(micro.Error, match="refused a redirect to http:// off this"):
+                await JWTVerifier(jwks=local.url).verify(token)
+    # https -> https is followed
+    with JWKSServer([jwk(key, "k1")], tls=server_tls).running() as target:
+        new_home = target.url.replace("/jwks.json", "/moved.json")
+        with JWKSServer([], tls=server_tls, redirect=new_home).running() as secure:
+            account = await JWTVerifier(jwks=secure.url, ssl_context=client_tls).verify(token)
+    assert account.id == "ada"
+    assert target.fetches == 1
 
 
 async def test_an_unreachable_jwks_is_unavailable_and_names_no_credentials() -> None:

@@ -145,6 +145,33 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a JWKS redirect only to where the JWKS itself could be: https://, or plain
+    http:// from a loopback http:// source to loopback. Never from https:// to http://,
+    where the keys could be swapped on the way."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new, old = urlsplit(newurl), urlsplit(req.full_url)
+        if not (
+            new.scheme == "https"
+            or (new.scheme == old.scheme == "http" and _loopback(new.hostname))
+        ):
+            why = "from https://" if old.scheme == "https" else "off this machine"
+            # the target is not named: its URL may carry a credential
+            raise urllib.error.HTTPError(
+                req.full_url, code, f"refused a redirect to {new.scheme}:// {why}", headers, fp
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 class _JWKS:
     """A key set from a URL or a file, cached and re-fetched within bounds."""
 
@@ -180,7 +207,10 @@ class _JWKS:
     def _read(self) -> bytes:
         if self._remote:
             request = urllib.request.Request(self._source, headers={"Accept": "application/json"})
-            with urllib.request.urlopen(request, timeout=self._timeout, context=self._ssl) as r:
+            opener = urllib.request.build_opener(
+                urllib.request.HTTPSHandler(context=self._ssl), _SafeRedirects()
+            )
+            with opener.open(request, timeout=self._timeout) as r:
                 data: bytes = r.read(self._max_bytes + 1)
         else:
             with Path(self._source).open("rb") as f:
