@@ -111,8 +111,9 @@ class Service:
 
     ``registry`` and ``broker`` default to the process's (``MICRO_REGISTRY``,
     ``MICRO_BROKER``), ``transport`` to ``MICRO_TRANSPORT`` (grpcio), ``tls`` (a
-    :class:`micro.tls.TLS`; ``False``: plaintext) to the ``MICRO_TLS_*`` variables. A TLS
-    node says so in its registry node metadata (``"tls": "true"``). ``auth``
+    :class:`micro.tls.TLS`; ``False``: plaintext) to the ``MICRO_TLS_*`` variables; given
+    here, it holds for the service's events too (on the embedded broker, unless ``broker``
+    is given). A TLS node says so in its registry node metadata (``"tls": "true"``). ``auth``
     (:class:`micro.auth.Auth`) defaults to what ``MICRO_AUTH_*`` configure, read at
     start (none: no auth); ``auth=False`` turns it off whatever the environment says."""
 
@@ -147,6 +148,7 @@ class Service:
         self._advertise = advertise
         self._registry = registry
         self._broker = broker
+        self._own_broker: EmbeddedBroker | None = None  # made by the service, closed with it
         self._wire = transport if transport is not None else transport_mod.from_env()
         if auth is True:
             raise TypeError("auth takes a micro.auth.Auth, None (from the environment) or False")
@@ -245,6 +247,12 @@ class Service:
     def broker(self) -> Broker:
         if self._broker is None:
             self._broker = broker_mod.default()
+            if self._tls_setting is not None and isinstance(self._broker, EmbeddedBroker):
+                # the process's embedded broker reads MICRO_TLS_*; this service's events
+                # are handed over with the TLS settings it was given (NATS has its own)
+                self._broker = self._own_broker = EmbeddedBroker(
+                    self.registry, transport=self._wire, tls=self._tls_setting
+                )
         return self._broker
 
     @property
@@ -476,6 +484,8 @@ class Service:
             )
         self._transport = None
         await transport.close()
+        if self._own_broker is not None:
+            await self._own_broker.close()
         self._stopping = None
         await _run_hooks(self._on_stop, self)
         log.info("%s (%s) stopped", self.name, self.id)

@@ -11,6 +11,7 @@ import pytest
 
 import micro
 from micro.broker.embedded import EmbeddedBroker, topic_service
+from micro.registry import NotFound
 from micro.status import Status
 from micro.transport import Transport
 from tests.runtime.echo_kit import ECHO, EchoRequest, serving
@@ -120,3 +121,31 @@ async def test_the_embedded_broker_hands_over_over_mtls(wire: Transport, pki: Pk
     finally:
         for broker in (subscriber, plaintext, publisher):
             await broker.close()
+
+
+async def test_a_service_given_tls_hands_its_events_over_with_it(wire: Transport, pki: Pki) -> None:
+    registry = micro.MemoryRegistry()
+    mtls = pki.server("require")
+    event = micro.Event("t.service-tls", EchoRequest)
+    got: asyncio.Queue[str] = asyncio.Queue()
+    subscriber = micro.Service("sub", registry=registry, transport=wire, tls=mtls)
+
+    @subscriber.subscriber(event)
+    async def handle(message: EchoRequest) -> None:
+        await got.put(message.text)
+
+    publisher = micro.Service("pub", registry=registry, transport=wire, tls=mtls)
+    plaintext = EmbeddedBroker(registry, transport=wire, tls=False)
+    try:
+        async with subscriber, publisher:
+            (node,) = (await registry.get_service(topic_service(event.topic)))[0].nodes
+            assert node.metadata["tls"] == "true"  # the hand-over endpoint serves TLS
+            await publisher.publish(event, EchoRequest(text="sealed"))
+            assert await asyncio.wait_for(got.get(), 10) == "sealed"
+            assert await plaintext.deliver(micro.Message(event.topic, b"")) == 0
+        assert got.empty()
+        # the brokers the services made are closed with them: the subscription is gone
+        with pytest.raises(NotFound):
+            await registry.get_service(topic_service(event.topic))
+    finally:
+        await plaintext.close()
