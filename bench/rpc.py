@@ -1,8 +1,9 @@
 """RPC + memory benchmark: server and client in separate processes on 127.0.0.1.
 
-Each round runs every stack once (the order rotated per round): start its server, wait
-1 s and read its idle RSS, run the client's whole load (unary small/medium at each
-concurrency, then the server stream), read the server's peak RSS, stop the server.
+Each round runs every stack once, each micro stack beside its anchor (:func:`round_order`):
+start its server, wait 1 s and read its idle RSS, run the client's whole load (unary
+small/medium at each concurrency, then the server stream), read the server's peak RSS,
+stop the server.
 """
 
 from __future__ import annotations
@@ -84,6 +85,29 @@ def run_stack(
         stop(server)
 
 
+#: Each micro stack runs right beside the raw stack its targets compare it with (the
+#: default stack also one step from grpcio-pb2, its other anchor): this machine's speed
+#: drifts over minutes, and a target is the median of the per-round ratios of a pair.
+PAIRS = (
+    ("grpcio-pb2", "micro-pb2"),
+    ("micro", "grpcio-bp2"),
+    ("grpclib-pb2", "micro-grpclib-pb2"),
+    ("micro-grpclib", "grpclib-bp2"),
+)
+
+
+def round_order(stacks: tuple[str, ...], round_no: int) -> list[str]:
+    """The stacks of round ``round_no``: the pairs rotated by one each round and each
+    pair's order flipped every other round, so that no stack always runs first."""
+    pairs = [p for p in PAIRS if any(s in stacks for s in p)]
+    shift = round_no % len(pairs) if pairs else 0
+    order: list[str] = []
+    for pair in pairs[shift:] + pairs[:shift]:
+        order += pair[::-1] if round_no % 2 else pair
+    order = [s for s in order if s in stacks]
+    return order + [s for s in stacks if s not in order]
+
+
 def run(
     rounds: int,
     spec: LoadSpec,
@@ -101,8 +125,7 @@ def run(
         )
         results = RpcResults(spec)
         for round_no in range(rounds):
-            shift = round_no % len(stacks)
-            for stack in stacks[shift:] + stacks[:shift]:
+            for stack in round_order(stacks, round_no):
                 log(f"  rpc {round_no + 1}/{rounds}: {stack}")
                 run_stack(stack, gen, env, spec, results)
         return results

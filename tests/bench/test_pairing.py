@@ -1,0 +1,37 @@
+"""The RPC suite's targets compare stacks that ran side by side, round by round."""
+
+from __future__ import annotations
+
+from bench.report import DEFAULT_ANCHOR, RAW, rpc_tables
+from bench.rpc import LoadSpec, RpcResults, round_order
+from bench.rpc_worker import STACKS
+
+
+def test_every_round_runs_each_stack_once_beside_its_anchor() -> None:
+    firsts: dict[str, set[int]] = {}
+    for round_no in range(8):
+        order = round_order(STACKS, round_no)
+        assert sorted(order) == sorted(STACKS)
+        for ours, raw in RAW.items():
+            i, j = order.index(ours), order.index(raw)
+            assert abs(i - j) == 1, (round_no, order)
+            firsts.setdefault(ours, set()).add(int(i < j))
+    assert all(seen == {0, 1} for seen in firsts.values())  # neither side always first
+    assert round_order(("grpclib-pb2", "micro"), 0) == ["micro", "grpclib-pb2"]
+
+
+def test_a_target_is_the_median_of_the_per_round_ratios() -> None:
+    spec = LoadSpec(duration=1, warmup=0, concurrency=(1,), sizes=("medium",), stream_count=0)
+    res = RpcResults(spec)
+    ours, anchor, _ = DEFAULT_ANCHOR
+    # the machine slows down from round to round; ours ran at 0.85x of the anchor beside it
+    # in two rounds and at 0.5x in one
+    res.samples[(anchor, "unary/medium/c1")] = [
+        {"rps": rps, "p50_ms": 1.0, "p99_ms": 1.0} for rps in (1000.0, 600.0, 300.0)
+    ]
+    res.samples[(ours, "unary/medium/c1")] = [
+        {"rps": rps, "p50_ms": 1.0, "p99_ms": 1.0} for rps in (850.0, 300.0, 255.0)
+    ]
+    lines = rpc_tables(res, 3)
+    # the median of the per-round ratios; the ratio of the medians would say 0.50x
+    assert "| unary/medium/c1 req/s ratio (>= 0.8x) | 0.85x | met |" in lines
