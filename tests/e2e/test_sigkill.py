@@ -92,10 +92,13 @@ async def kill_under_load(
 async def test_a_non_idempotent_call_never_runs_twice(cluster: Cluster, wire: str) -> None:
     load, ran, killed = await kill_under_load(cluster, wire, idempotent=False)
     assert [i for i, nodes in ran.items() if len(nodes) > 1] == []  # zero duplicates
-    # Failures only among the calls in flight on the killed node: each ran there at
-    # most (it may have been cut off before its handler started), never elsewhere, and
-    # failed UNAVAILABLE naming that node.
-    assert len(load.failed) <= WORKERS
+    # Failures only among the calls sent to the killed node: each ran there at most (it
+    # may have been cut off before its handler started), never elsewhere, and failed
+    # UNAVAILABLE naming that node. Each worker can lose two: its call in flight, then
+    # one sent on a new connection that the kernel still accepted for the dying process
+    # (the listen queue) and reset when its sockets closed, before any handler could read
+    # it; a client cannot tell that call from one that ran, so it is not retried either.
+    assert len(load.failed) <= 2 * WORKERS
     for text, error in load.failed.items():
         assert ran.get(text, ["a"]) == ["a"], text
         assert error.grpc_status is Status.UNAVAILABLE, error
