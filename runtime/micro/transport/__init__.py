@@ -26,10 +26,10 @@ from micro.transport.base import (
     ServerTransport,
     Transport,
 )
+from micro.transport.grpcio_impl import GrpcioTransport
 from micro.transport.options import TransportOptions
 
 if TYPE_CHECKING:
-    from micro.transport.grpcio_impl import GrpcioTransport
     from micro.transport.grpclib_impl import GrpclibTransport
 
 __all__ = [
@@ -51,12 +51,6 @@ __all__ = [
 DEFAULT_BACKEND = "grpcio"
 
 
-def _grpcio(environ: Mapping[str, str]) -> Transport:
-    from micro.transport.grpcio_impl import GrpcioTransport
-
-    return GrpcioTransport()
-
-
 def _grpclib(environ: Mapping[str, str]) -> Transport:
     return grpclib_transport()
 
@@ -75,7 +69,7 @@ def grpclib_transport() -> GrpclibTransport:
 _BACKENDS: Backends[Transport] = Backends(
     "MICRO_TRANSPORT",
     DEFAULT_BACKEND,
-    {"grpcio": _grpcio, "grpclib": _grpclib},
+    {"grpcio": lambda environ: GrpcioTransport(), "grpclib": _grpclib},
 )
 
 
@@ -101,12 +95,6 @@ def from_env(environ: Mapping[str, str] = os.environ) -> Transport:
 
 
 def __getattr__(name: str) -> Any:
-    # imported on use: `import micro` (the plugin checking runtime names, a CLI starting)
-    # loads no gRPC library until a service or client is made; grpclib is an extra
-    if name == "GrpcioTransport":
-        from micro.transport.grpcio_impl import GrpcioTransport
-
-        return GrpcioTransport
-    if name == "GrpclibTransport":
+    if name == "GrpclibTransport":  # imported on use: grpclib is an extra
         return type(grpclib_transport())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
