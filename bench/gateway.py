@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.procs import ROOT, spawn, stop
+from bench.procs import ROOT, spawn, stop, worker_env
 
 SERVICE = "library"
 LISTENING = "micro api listening on "
@@ -73,12 +72,7 @@ def _load(
 
 def run(rounds: int, spec: GatewaySpec, log: Callable[[str], None] = print) -> GatewayResults:
     work = Path(tempfile.mkdtemp(prefix="micro-bench-gateway-"))
-    env = dict(
-        os.environ,
-        MICRO_REGISTRY="local",
-        MICRO_REGISTRY_PATH=str(work / "registry.db"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    )
+    env = worker_env(work)
     results = GatewayResults(spec)
     service = gateway = None
     try:

@@ -8,7 +8,6 @@ client process get it).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.gen import generate
-from bench.procs import ROOT
+from bench.procs import worker_env
 from bench.report import _ratio, _verdict
 from bench.rpc import LoadSpec, RpcResults, run_stack
 
@@ -55,12 +54,7 @@ def run(
     names = tuple(modes)
     try:
         gen = generate(work / "gen")
-        base = dict(
-            os.environ,
-            MICRO_REGISTRY="local",
-            MICRO_REGISTRY_PATH=str(work / "registry.db"),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        )
+        base = worker_env(work)
         for round_no in range(rounds):
             shift = round_no % len(names)
             for mode in names[shift:] + names[:shift]:

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env(work: Path) -> dict[str, str]:
+    """The environment of the benchmark's processes: this checkout importable, and a local
+    registry of their own under ``work``."""
+    return dict(
+        os.environ,
+        MICRO_REGISTRY="local",
+        MICRO_REGISTRY_PATH=str(work / "registry.db"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
 
 
 def spawn(args: list[str], env: dict[str, str], marker: str) -> tuple[subprocess.Popen[str], str]:

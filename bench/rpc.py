@@ -9,7 +9,6 @@ stop the server.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.gen import generate
-from bench.procs import ROOT, spawn, stop
+from bench.procs import ROOT, spawn, stop, worker_env
 from bench.rpc_worker import STACKS
 
 
@@ -117,12 +116,7 @@ def run(
     work = Path(tempfile.mkdtemp(prefix="micro-bench-rpc-"))
     try:
         gen = generate(work / "gen")
-        env = dict(
-            os.environ,
-            MICRO_REGISTRY="local",
-            MICRO_REGISTRY_PATH=str(work / "registry.db"),
-            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        )
+        env = worker_env(work)
         results = RpcResults(spec)
         for round_no in range(rounds):
             for stack in round_order(stacks, round_no):
