@@ -205,11 +205,15 @@ def _stage_data(stream: H2Stream, frame: bytes, end: bool) -> bool:
     return True
 
 
-async def _send_data(stream: H2Stream, frame: bytes, end: bool = False) -> None:
-    """Write what is staged and ``frame``: at once when it can go whole, else through
-    grpclib's flow-controlled path."""
+async def _send_data(
+    stream: H2Stream, frame: bytes, end: bool = False, *, write: bool = True
+) -> None:
+    """Send ``frame`` after what is staged: in one write when it can go whole (or left
+    staged too, with ``write=False``, for the next write to take), else through grpclib's
+    flow-controlled path."""
     if _stage_data(stream, frame, end):
-        stream.connection.flush()
+        if write:
+            stream.connection.flush()
         return
     stream.connection.flush()
     await stream.send_data(frame, end_stream=end)
@@ -252,8 +256,6 @@ class _InboundCall:
         self._stream = stream
         self._method = method
         self._header_sent = False
-        # a unary reply's message waits, staged, for the trailers: one write for the reply
-        self._one_reply = not method.kind.server_streaming
         self._options = options
         self._request_headers = getattr(stream._stream, "request_headers", None)
         self._encoding = encoding  # of the requests (checked by the handler)
@@ -326,9 +328,9 @@ class _InboundCall:
         frame = _frame(data, self._options.max_send_message_length, self._reply_encoding)
         if not self._header_sent:
             await self.send_header([])
-        stream = self._stream._stream
-        if not (self._one_reply and _stage_data(stream, frame, False)):
-            await _send_data(stream, frame)  # with the staged headers
+        # after the headers; a unary reply's message waits, staged, for the trailers, so
+        # that the whole reply is one write
+        await _send_data(self._stream._stream, frame, write=self._method.kind.server_streaming)
         self._stream._send_message_done = True
 
     async def finish(self, error: Error | None, trailers: Pairs) -> None:
