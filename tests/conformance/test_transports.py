@@ -167,7 +167,7 @@ async def test_the_client_cancelling_cancels_the_handler(echo: Echoing) -> None:
                 break
     await eventually(lambda: "count-cancelled" in handler.events, what="stream handler")
     async with stub.chat() as chat:
-        await chat.send(EchoRequest(text="1"))
+        await chat.send(EchoRequest(text="1", sleep_ms=10_000))  # works on after the end
         assert await chat.recv() is not None
     await eventually(lambda: "chat-cancelled" in handler.events, what="bidi handler cancelled")
 

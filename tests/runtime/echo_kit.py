@@ -209,11 +209,15 @@ class Echo(EchoHandler):
         self, requests: AsyncIterator[EchoRequest], context: micro.Context
     ) -> AsyncIterator[EchoReply]:
         i = 0
+        linger = 0
         try:
             async for item in requests:
                 await self._maybe_fail(item)
                 yield EchoReply(text=f"echo: {item.text}", index=i, node=self.node)
                 i += 1
+                linger = item.sleep_ms
+            if linger:  # work after the last request (a client that left cancels it)
+                await asyncio.sleep(linger / 1000)
         except asyncio.CancelledError:
             self.events.append("chat-cancelled")
             raise

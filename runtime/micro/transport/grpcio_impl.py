@@ -131,8 +131,9 @@ class _InboundCall:
         data = await self._context.read()
         if data is grpc.aio.EOF:
             # A client that cancels also ends the requests with EOF; grpcio cancels the
-            # handler's task right after, within a turn of the loop. Take those turns
-            # here, so that the handler sees the cancel, not a half-close.
+            # handler's task once its core reports the cancel, most often within a turn
+            # of the loop. Take those turns here, so that the handler usually sees the
+            # cancel, not a half-close (docs/hardening.md, "Streams").
             await asyncio.sleep(0)
             await asyncio.sleep(0)
             return None
