@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
@@ -56,6 +55,7 @@ from micro import tls as tls_mod
 from micro import transport as transport_mod
 from micro._aclosing import AsyncClosing
 from micro._chain import chain
+from micro._per_loop import PerLoop
 from micro._requests import encoding_error, type_name, wrong_request
 from micro.context import outgoing_deadline, outgoing_metadata
 from micro.errors import CLIENT_ID, UNPROCESSED_METADATA_KEY, Error, Origin
@@ -585,18 +585,13 @@ def _no_response(method: AnyMethod) -> Error:
     )
 
 
-_defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
-    weakref.WeakKeyDictionary()
-)
+_defaults: PerLoop[Client] = PerLoop(Client, lambda client: client.close())
 
 
 def default() -> Client:
     """The default client of the running event loop (registry from ``MICRO_REGISTRY``),
-    built on first use. One per loop: channels belong to the loop that opened them, so a
+    built on first use and closed when the loop shuts down (at the end of
+    ``asyncio.run``). One per loop: channels belong to the loop that opened them, so a
     script that calls ``asyncio.run()`` twice, or a sync client's background loop, gets
     its own."""
-    loop = asyncio.get_running_loop()
-    client = _defaults.get(loop)
-    if client is None:
-        client = _defaults[loop] = Client()
-    return client
+    return _defaults.get()

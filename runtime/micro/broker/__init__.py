@@ -18,13 +18,12 @@ new backends plug in with :func:`register_backend`.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 
 from micro._backends import Backends
+from micro._per_loop import PerLoop
 from micro.broker._types import (
     JSON,
     PROTOBUF,
@@ -129,24 +128,18 @@ def from_env(environ: Mapping[str, str] = os.environ) -> Broker:
 
 
 _lock = threading.Lock()
-_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Broker] = (
-    weakref.WeakKeyDictionary()
-)
+_per_loop: PerLoop[Broker] = PerLoop(from_env, lambda broker: broker.close())
 _override: Broker | None = None
 
 
 def default() -> Broker:
-    """The broker of the running event loop: :func:`from_env`, built on first use (or the
-    one given to :func:`set_default`). One per loop: a broker holds connections and tasks
-    of the loop that opened them."""
+    """The broker of the running event loop: :func:`from_env`, built on first use and
+    closed when the loop shuts down (or the one given to :func:`set_default`, which its
+    owner closes). One per loop: a broker holds connections and tasks of the loop that
+    opened them."""
     if _override is not None:
         return _override
-    loop = asyncio.get_running_loop()
-    with _lock:
-        found = _per_loop.get(loop)
-        if found is None:
-            found = _per_loop[loop] = from_env()
-        return found
+    return _per_loop.get()
 
 
 def set_default(broker: Broker | None) -> None:
