@@ -84,25 +84,24 @@ def run_stack(
         stop(server)
 
 
-#: Each micro stack runs right beside the raw stack its targets compare it with (the
-#: default stack also one step from grpcio-pb2, its other anchor): this machine's speed
+#: Each chain runs in a row, so that every stack a target compares runs right beside the
+#: stack it is compared with: each micro stack beside the raw stack of its transport and
+#: messages, and the default stack (micro) beside grpcio-pb2 too. This machine's speed
 #: drifts over minutes, and a target is the median of the per-round ratios of a pair.
-PAIRS = (
-    ("grpcio-pb2", "micro-pb2"),
-    ("micro", "grpcio-bp2"),
-    ("grpclib-pb2", "micro-grpclib-pb2"),
-    ("micro-grpclib", "grpclib-bp2"),
+CHAINS = (
+    ("grpcio-bp2", "micro", "grpcio-pb2", "micro-pb2"),
+    ("grpclib-bp2", "micro-grpclib", "grpclib-pb2", "micro-grpclib-pb2"),
 )
 
 
 def round_order(stacks: tuple[str, ...], round_no: int) -> list[str]:
-    """The stacks of round ``round_no``: the pairs rotated by one each round and each
-    pair's order flipped every other round, so that no stack always runs first."""
-    pairs = [p for p in PAIRS if any(s in stacks for s in p)]
-    shift = round_no % len(pairs) if pairs else 0
+    """The stacks of round ``round_no``: the chains in turn first, each one reversed every
+    other round, so that neither side of a pair always runs first."""
+    chains = [c for c in CHAINS if any(s in stacks for s in c)]
+    shift = round_no % len(chains) if chains else 0
     order: list[str] = []
-    for pair in pairs[shift:] + pairs[:shift]:
-        order += pair[::-1] if round_no % 2 else pair
+    for chain in chains[shift:] + chains[:shift]:
+        order += chain[::-1] if round_no % 2 else chain
     order = [s for s in order if s in stacks]
     return order + [s for s in stacks if s not in order]
 
