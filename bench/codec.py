@@ -54,7 +54,8 @@ class CodecResults:
         pairs = list(zip(*per_round, strict=False))
         if not pairs or len(per_round[0]) != len(per_round[1]):
             return None
-        return statistics.median(a / b for a, b in pairs if b)
+        ratios = [a / b for a, b in pairs if b]
+        return statistics.median(ratios) if ratios else None
 
 
 def _per_call(fn: Callable[[], Any], budget: float) -> float:
@@ -179,16 +180,16 @@ def tables(res: CodecResults, rounds: int) -> list[str]:
         "| target | measured | verdict |",
         "| --- | --- | --- |",
     ]
-    faster = res.ratio("betterproto2", "micro", "medium")
-    slower = res.ratio("micro", "upb", "medium")
-    if faster is not None and slower is not None:
+    than_bp2 = res.ratio("betterproto2", "micro", "medium")
+    than_upb = res.ratio("micro", "upb", "medium")
+    if than_bp2 is not None and than_upb is not None:
         lines.append(
-            f"| medium encode+decode ≥ 15x faster than betterproto2 | {faster:.1f}x | "
-            f"{'met' if faster >= 15 else '**missed**'} |"
+            f"| medium encode+decode ≥ 15x faster than betterproto2 | {than_bp2:.1f}x | "
+            f"{'met' if than_bp2 >= 15 else '**missed**'} |"
         )
         lines.append(
-            f"| medium encode+decode within 25x of upb | {slower:.1f}x | "
-            f"{'met' if slower <= 25 else '**missed**'} |"
+            f"| medium encode+decode within 25x of upb | {than_upb:.1f}x | "
+            f"{'met' if than_upb <= 25 else '**missed**'} |"
         )
     small = res.ratio("betterproto2", "micro", "small")
     if small is not None:
