@@ -36,7 +36,7 @@ from micro.status import Status
 from micro.tls import TLS, Files
 from micro.transport import _local as local
 from micro.transport.base import Dispatch
-from micro.transport.options import DEFAULT, ENCODINGS, TransportOptions
+from micro.transport.options import CLOSE_SETTLE, DEFAULT, ENCODINGS, TransportOptions
 
 __all__ = ["GrpcioClientTransport", "GrpcioServerTransport", "GrpcioTransport"]
 
@@ -282,10 +282,6 @@ def _probe(host: str, port: int, *, reuse_port: bool) -> None:
         probe.bind((host, port))
 
 
-#: seconds a closing server gives the calls it took last to reach the dispatcher
-_CLOSE_SETTLE = 0.25
-
-
 class GrpcioServerTransport:
     """Serves ``routes`` (gRPC path -> Method) on a ``grpc.aio`` server."""
 
@@ -305,6 +301,7 @@ class GrpcioServerTransport:
         self._credentials = None if tls is None else _server_credentials(tls)
         self._server: grpc.aio.Server | None = None
         self._guard: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         if self._server is not None:
@@ -324,31 +321,36 @@ class GrpcioServerTransport:
             raise OSError(errno.EADDRNOTAVAIL, f"cannot listen: {exc}") from exc
         await server.start()
         self._server = server
-        self._guard = asyncio.create_task(self._stop_with_the_loop(server))
+        self._released = asyncio.Event()
+        self._guard = asyncio.create_task(self._stop_with_the_loop(server, self._released))
         return host, bound
 
     @staticmethod
-    async def _stop_with_the_loop(server: grpc.aio.Server) -> None:
+    async def _stop_with_the_loop(server: grpc.aio.Server, released: asyncio.Event) -> None:
         """Stop ``server`` when this task is cancelled: ``asyncio.run`` cancels what is left
         before it closes the loop, so a server nobody closed (a default broker's, say) stops
-        while its loop still runs, not later in grpcio's ``__del__`` with a traceback."""
+        while its loop still runs, not later in grpcio's ``__del__`` with a traceback.
+        :meth:`close` releases it instead: a cancel would stop the server with no grace,
+        cancelling at once the calls close() gives a moment to answer."""
         try:
-            await asyncio.Event().wait()
-        finally:
+            await released.wait()
+        except asyncio.CancelledError:
             await server.stop(None)
+            raise
 
     async def close(self) -> None:
         server, self._server = self._server, None
         guard, self._guard = self._guard, None
-        if guard is not None:
-            guard.cancel()
+        if guard is not None:  # done already if asyncio.run's end cancelled it
+            self._released.set()
+            await asyncio.wait([guard])
         if server is not None:
             # A short grace, not none: the C-core stops taking calls (GOAWAY) at once, but
             # a call it took just before reaches the dispatcher, which answers it as
             # unprocessed (a draining service refuses, and the client fails over),
             # instead of the C-core cancelling it unseen (CANCELLED: never retried).
             # What still runs after it is cancelled.
-            await server.stop(_CLOSE_SETTLE)
+            await server.stop(CLOSE_SETTLE)
 
 
 # -- client ---------------------------------------------------------------------------

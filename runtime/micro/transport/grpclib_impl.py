@@ -50,6 +50,7 @@ from micro.tls import TLS, Files
 from micro.transport import _local as local
 from micro.transport.base import Dispatch
 from micro.transport.options import (
+    CLOSE_SETTLE,
     DEFAULT,
     ENCODINGS,
     DecompressError,
@@ -524,6 +525,27 @@ class _Server(Server):
         for protocol in list(self._protocols):
             protocol.goaway(ErrorCodes.NO_ERROR)
 
+    async def settle(self, timeout: float) -> None:
+        """Stop listening and let the calls under way run for up to ``timeout`` seconds
+        (a draining service answers new ones at once, refusing them).
+
+        No GOAWAY goes out first: grpclib's client (micro's too) reads any GOAWAY as the
+        end of the connection and fails the calls under way, which would cut off the
+        very calls this is for. :meth:`drop_connections` sends it after."""
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            running = [
+                task
+                for handler in self._handlers
+                for task in handler._tasks.values()
+                if not task.done()
+            ]
+            if not running:
+                return
+            await asyncio.wait(running, timeout=left)
+
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket created with ``proto=IPPROTO_TCP``: asyncio enables
@@ -611,7 +633,8 @@ class GrpclibServerTransport:
         server, self._server = self._server, None
         if server is None:
             return
-        server.close()
+        await server.settle(CLOSE_SETTLE)
+        server.close()  # cancels what still runs
         server.drop_connections()
         await server.wait_closed()
 

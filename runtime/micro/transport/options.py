@@ -107,6 +107,10 @@ class TransportOptions:
 
 DEFAULT = TransportOptions()
 
+#: seconds a closing server transport gives the calls it took last to answer (a draining
+#: service's refusals, telling clients to fail over) before it cuts off what is left
+CLOSE_SETTLE = 0.25
+
 
 def receive_too_large(size: int, limit: int, who: str = "") -> Error:
     """The error for a received message of ``size`` bytes over ``limit`` (``who``: the
