@@ -19,8 +19,12 @@ from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest
 WIRES: dict[str, Callable[[], Transport]] = {"grpcio": GrpcioTransport, "grpclib": GrpclibTransport}
 
 
-@pytest.mark.parametrize("wire", sorted(WIRES))
-async def test_close_lets_a_call_it_took_answer_within_the_settle(wire: str) -> None:
+@pytest.mark.parametrize(
+    ("wire", "client_wire"), [(w, c) for w in sorted(WIRES) for c in sorted(WIRES)]
+)
+async def test_close_lets_a_call_it_took_answer_within_the_settle(
+    wire: str, client_wire: str
+) -> None:
     taken = asyncio.Event()
 
     async def dispatch(call: InboundCall) -> None:
@@ -33,7 +37,7 @@ async def test_close_lets_a_call_it_took_answer_within_the_settle(wire: str) -> 
 
     server = WIRES[wire]().server({ECHO.path: ECHO}, dispatch)
     host, port = await server.start("127.0.0.1", 0)
-    async with micro.Client(transport=WIRES[wire](), retries=0) as client:
+    async with micro.Client(transport=WIRES[client_wire](), retries=0) as client:
         call = asyncio.create_task(
             client.unary(ECHO, EchoRequest(text="late"), address=f"{host}:{port}", timeout=5)
         )

@@ -17,6 +17,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 from grpclib.client import Channel
+from grpclib.client import Handler as ClientHandler
 from grpclib.client import Stream as ClientStream
 from grpclib.config import Configuration
 from grpclib.const import Cardinality, Handler
@@ -31,11 +32,12 @@ from grpclib.metadata import (
     encode_metadata,
     encode_timeout,
 )
-from grpclib.protocol import H2Protocol
+from grpclib.protocol import EventsProcessor, H2Protocol
 from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Handler as ConnectionHandler
 from grpclib.server import Server
 from grpclib.server import Stream as ServerStream
+from h2.connection import ConnectionInputs, ConnectionState, H2ConnectionStateMachine
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
@@ -227,6 +229,8 @@ async def _open_staged(stream: H2Stream, headers: list[tuple[str, str]], process
     h2_conn = stream._h2_connection
     while True:
         await connection.write_ready.wait()
+        if getattr(processor, "goaway_received", False):  # nothing sent: a retry is safe
+            raise ConnectionResetError("the server is closing the connection (GOAWAY)")
         # as in grpclib: no await between taking the id and sending its headers
         stream_id = h2_conn.get_next_available_stream_id()
         try:
@@ -663,6 +667,65 @@ def _refused(exc: StreamTerminatedError) -> bool:
     return text.endswith(_REFUSED_STREAM) or text.endswith("REFUSED_STREAM")
 
 
+# -- a client that lets a server shut down gracefully ------------------------------------
+# A server shutting down sends GOAWAY and finishes the streams it took (RFC 9113, 6.8);
+# grpcio's sends GOAWAY at once and keeps answering for its grace. grpclib's client fails
+# every stream on any GOAWAY, and h2 itself takes no frame after one (its connection state
+# machine is closed by it, so the answers still coming are a protocol error): the calls the
+# server was about to answer, a draining node's refusals among them, were cut off.
+
+
+class _GoawayTolerantMachine(H2ConnectionStateMachine):
+    """h2's connection states, except that a client stays open on a GOAWAY."""
+
+    _transitions = {  # noqa: RUF012 - h2's own table, read, never changed
+        **H2ConnectionStateMachine._transitions,
+        (ConnectionState.CLIENT_OPEN, ConnectionInputs.RECV_GOAWAY): (
+            None,
+            ConnectionState.CLIENT_OPEN,
+        ),
+    }
+
+
+class _ClientEvents(EventsProcessor):
+    """grpclib's client side of a connection, reading a GOAWAY without an error as the
+    RFC says: no new call opens on the connection (the channel connects anew), the
+    streams up to its last stream id go on to their end, and those after it end as
+    refused, which they were (a retry is safe). A GOAWAY with an error code ends them
+    all, as grpclib does."""
+
+    goaway_received = False
+
+    def process_connection_terminated(self, event: h2.events.ConnectionTerminated) -> None:
+        last = event.last_stream_id
+        if event.error_code != ErrorCodes.NO_ERROR or last is None:
+            super().process_connection_terminated(event)
+            return
+        self.goaway_received = True
+        self.handler.close()  # connection_lost: the next call connects anew
+        for stream_id, stream in list(self.streams.items()):
+            if stream_id > last:
+                stream.__terminated__(f"not processed before GOAWAY; {_REFUSED_STREAM}")
+
+
+class _ClientProtocol(H2Protocol):
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        h2_conn = self.connection._connection
+        machine = _GoawayTolerantMachine()
+        machine.state = h2_conn.state_machine.state
+        h2_conn.state_machine = machine
+        self.processor = _ClientEvents(self.handler, self.connection)
+
+
+class _Channel(Channel):
+    """grpclib's Channel, whose connections read a GOAWAY as :class:`_ClientEvents`
+    does."""
+
+    def _protocol_factory(self) -> H2Protocol:
+        return _ClientProtocol(ClientHandler(), self._config, self._h2_config)
+
+
 class _OutboundCall:
     """An outgoing RPC on a grpclib client stream; raises only micro Errors."""
 
@@ -976,7 +1039,7 @@ class GrpclibClientTransport:
             host, port = parse_address(address)
             if self._tls is not None and self._files is not None and self._files.reload():
                 self._ssl = self._tls.client_context()  # rotated files
-            channel = Channel(host, port, codec=self._codec, ssl=self._ssl, config=self._config)
+            channel = _Channel(host, port, codec=self._codec, ssl=self._ssl, config=self._config)
             self._channels[address] = channel
         return channel
 
