@@ -51,10 +51,10 @@ class CodecResults:
             enc = self.samples.get((codec, size, "encode"), [])
             dec = self.samples.get((codec, size, "decode"), [])
             per_round.append([e + d for e, d in zip(enc, dec, strict=True)])
-        pairs = list(zip(*per_round, strict=False))
-        if not pairs or len(per_round[0]) != len(per_round[1]):
+        numerators, denominators = per_round
+        if not numerators or len(numerators) != len(denominators):
             return None
-        ratios = [a / b for a, b in pairs if b]
+        ratios = [a / b for a, b in zip(numerators, denominators, strict=True) if b]
         return statistics.median(ratios) if ratios else None
 
 

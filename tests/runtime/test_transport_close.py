@@ -6,17 +6,37 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
 import micro
 from micro.status import Status
-from micro.transport import GrpcioTransport, InboundCall, Transport
+from micro.transport import Dispatch, GrpcioTransport, InboundCall, Transport
 from micro.transport.grpclib_impl import GrpclibTransport
 from tests.runtime.echo_kit import ECHO, EchoReply, EchoRequest
 
 WIRES: dict[str, Callable[[], Transport]] = {"grpcio": GrpcioTransport, "grpclib": GrpclibTransport}
+
+
+@asynccontextmanager
+async def _closed_under_a_call(
+    wire: str, client_wire: str, dispatch: Dispatch, taken: asyncio.Event, timeout: float
+) -> AsyncIterator[tuple[asyncio.Task[Any], float]]:
+    """A server of ``wire`` closed once ``dispatch`` took a call from a client of
+    ``client_wire``: the call's task, and how long close() took."""
+    server = WIRES[wire]().server({ECHO.path: ECHO}, dispatch)
+    host, port = await server.start("127.0.0.1", 0)
+    async with micro.Client(transport=WIRES[client_wire](), retries=0) as client:
+        call = asyncio.create_task(
+            client.unary(ECHO, EchoRequest(text="late"), address=f"{host}:{port}", timeout=timeout)
+        )
+        await asyncio.wait_for(taken.wait(), 5)
+        started = time.monotonic()
+        await server.close()
+        yield call, time.monotonic() - started
 
 
 @pytest.mark.parametrize(
@@ -35,18 +55,10 @@ async def test_close_lets_a_call_it_took_answer_within_the_settle(
         await call.send(EchoReply(text=f"answered {request.text}"))
         await call.finish(None, [])
 
-    server = WIRES[wire]().server({ECHO.path: ECHO}, dispatch)
-    host, port = await server.start("127.0.0.1", 0)
-    async with micro.Client(transport=WIRES[client_wire](), retries=0) as client:
-        call = asyncio.create_task(
-            client.unary(ECHO, EchoRequest(text="late"), address=f"{host}:{port}", timeout=5)
-        )
-        await asyncio.wait_for(taken.wait(), 5)
-        started = time.monotonic()
-        await server.close()
+    async with _closed_under_a_call(wire, client_wire, dispatch, taken, 5) as (call, closing):
         reply = await call
         assert reply is not None and reply.text == "answered late"
-        assert time.monotonic() - started < 2  # and close did not wait for long
+        assert closing < 2  # and close did not wait for long
 
 
 @pytest.mark.parametrize("wire", sorted(WIRES))
@@ -63,16 +75,8 @@ async def test_close_cuts_off_a_call_that_outlasts_the_settle(wire: str) -> None
             cancelled.set()
             raise
 
-    server = WIRES[wire]().server({ECHO.path: ECHO}, dispatch)
-    host, port = await server.start("127.0.0.1", 0)
-    async with micro.Client(transport=WIRES[wire](), retries=0) as client:
-        call = asyncio.create_task(
-            client.unary(ECHO, EchoRequest(text="slow"), address=f"{host}:{port}", timeout=10)
-        )
-        await asyncio.wait_for(taken.wait(), 5)
-        started = time.monotonic()
-        await server.close()
-        assert time.monotonic() - started < 5
+    async with _closed_under_a_call(wire, wire, dispatch, taken, 10) as (call, closing):
+        assert closing < 5
         await asyncio.wait_for(cancelled.wait(), 5)
         with pytest.raises(micro.Error) as failed:
             await call

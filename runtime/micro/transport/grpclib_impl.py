@@ -533,9 +533,10 @@ class _Server(Server):
         """Stop listening and let the calls under way run for up to ``timeout`` seconds
         (a draining service answers new ones at once, refusing them).
 
-        No GOAWAY goes out first: grpclib's client (micro's too) reads any GOAWAY as the
-        end of the connection and fails the calls under way, which would cut off the
-        very calls this is for. :meth:`drop_connections` sends it after."""
+        No GOAWAY goes out first: a plain grpclib client reads any GOAWAY as the end of
+        the connection and fails the calls under way (micro's reads it as the RFC says:
+        :class:`_ClientEvents`), which would cut off the very calls this is for.
+        :meth:`drop_connections` sends it after."""
         if self._server is not None:
             self._server.close()
         deadline = time.monotonic() + timeout
